@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+
+class BillingError(Exception):
+    """A billing operation that was refused; nothing was written."""
+
+    code = "billing_error"
+
+
+class InvalidAmount(BillingError):
+    code = "invalid_amount"
+
+
+class InsufficientCredits(BillingError):
+    code = "insufficient_credits"
+
+    def __init__(self, message: str, *, available_nanos: int, needed_nanos: int):
+        super().__init__(message)
+        self.available_nanos = available_nanos
+        self.needed_nanos = needed_nanos
+
+
+class IdempotencyConflict(BillingError):
+    """The idempotency key was already used for a different operation."""
+
+    code = "idempotency_conflict"
+
+
+class ReversalRefused(BillingError):
+    code = "reversal_refused"
+
+
+class HoldNotFound(BillingError):
+    code = "hold_not_found"
+
+
+class LedgerDrift(BillingError):
+    """The wallet and the lots disagree: reconciliation must look at it."""
+
+    code = "ledger_drift"
