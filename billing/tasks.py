@@ -1,0 +1,22 @@
+"""Periodic ledger work (scheduled in settings.CELERY_BEAT_SCHEDULE)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from billing import reconciliation, services
+
+
+@shared_task
+def lots_expire_due() -> int:
+    return services.lots_expire_due()
+
+
+@shared_task
+def holds_sweep_stale() -> int:
+    return services.holds_sweep_stale()
+
+
+@shared_task
+def ledger_reconcile() -> int:
+    return reconciliation.ledger_reconcile().drift_count

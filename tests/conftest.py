@@ -1,0 +1,58 @@
+"""The named world of the tests: alice (a customer with credits), bob (another
+customer) and ops (staff)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.core.cache import cache
+
+from accounts.services import user_signup
+from billing.models import LotSource
+from billing.money import usd_to_nanos
+from billing.services import credit_grant
+
+PASSWORD = "correct horse battery staple"
+_keys = itertools.count()
+
+
+def new_key(prefix: str = "test") -> str:
+    return f"{prefix}-{next(_keys)}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def alice(db):
+    """A customer with $50 of gift credits."""
+    user = user_signup(email="alice@example.com", password=PASSWORD, full_name="Alice")
+    credit_grant(
+        account=user.account,
+        source=LotSource.GIFT,
+        amount_nanos=usd_to_nanos("50"),
+        reason="welcome gift",
+        actor=None,
+        idempotency_key=new_key("gift"),
+    )
+    return user
+
+
+@pytest.fixture
+def bob(db):
+    """Another customer, with nothing."""
+    return user_signup(email="bob@example.com", password=PASSWORD, full_name="Bob")
+
+
+@pytest.fixture
+def ops(db):
+    from accounts.models import User
+
+    return User.objects.create_superuser(email="ops@example.com", password=PASSWORD)
