@@ -8,5 +8,7 @@ class EmailBackend(ModelBackend):
 
     def authenticate(self, request, username=None, password=None, email=None, **kw):
         return super().authenticate(
-            request, username=(email or username or "").strip().lower(), password=password
+            request,
+            username=(email or username or "").strip().lower(),
+            password=password,
         )

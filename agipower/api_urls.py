@@ -1,1 +1,19 @@
-urlpatterns: list = []
+"""/api/v1: paths as DESIGN.md names them, with or without a trailing slash."""
+
+from django.urls import re_path
+
+from billing import api as billing_api
+
+urlpatterns = [
+    re_path(r"^balance/?$", billing_api.BalanceView.as_view(), name="api-balance"),
+    re_path(
+        r"^balance/breakdown/?$",
+        billing_api.BreakdownView.as_view(),
+        name="api-breakdown",
+    ),
+    re_path(
+        r"^transactions/?$",
+        billing_api.TransactionListView.as_view(),
+        name="api-transactions",
+    ),
+]

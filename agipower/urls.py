@@ -6,7 +6,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("agipower.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema"),
+        name="api-docs",
+    ),
     path("console/", include("billing.urls", namespace="console")),
     path("", include("accounts.urls")),
 ]

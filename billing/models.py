@@ -67,7 +67,9 @@ class Wallet(models.Model):
                 condition=Q(held_nanos__gte=0), name="wallet_held_not_negative"
             ),
             models.CheckConstraint(
-                condition=Q(held_nanos__lte=models.F("topup_nanos") + models.F("bonus_nanos")),
+                condition=Q(
+                    held_nanos__lte=models.F("topup_nanos") + models.F("bonus_nanos")
+                ),
                 name="wallet_held_within_total",
             ),
         ]
@@ -86,9 +88,16 @@ class Wallet(models.Model):
 
 class LedgerEntry(models.Model):
     """One change of a balance. Never updated or deleted (a database trigger
-    refuses both); a mistake is corrected by a new entry that ``reverses`` it."""
+    refuses both); a mistake is corrected by a new entry that ``reverses`` it.
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    Indexes are few on purpose: every debit of a hot account inserts a row here
+    while it holds the account's lock.
+    """
+
+    # Indexed by the (account, idempotency_key) and (account, kind, ...) indexes.
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
     amount_nanos = models.BigIntegerField()
     topup_delta_nanos = models.BigIntegerField()
@@ -107,9 +116,15 @@ class LedgerEntry(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
     )
-    reverses = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    reverses = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reversals",
+        db_index=False,
     )
     idempotency_key = models.CharField(max_length=200)
 
@@ -118,19 +133,32 @@ class LedgerEntry(models.Model):
         verbose_name_plural = "journal"
         constraints = [
             models.UniqueConstraint(
-                fields=["account", "idempotency_key"], name="entry_idempotency_key_unique"
+                fields=["account", "idempotency_key"],
+                name="entry_idempotency_key_unique",
             ),
             models.CheckConstraint(
                 condition=Q(
-                    amount_nanos=models.F("topup_delta_nanos") + models.F("bonus_delta_nanos")
+                    amount_nanos=models.F("topup_delta_nanos")
+                    + models.F("bonus_delta_nanos")
                 ),
                 name="entry_amount_is_split",
             ),
             models.CheckConstraint(condition=~Q(amount_nanos=0), name="entry_not_zero"),
+            # An entry is reversed at most once.
+            models.UniqueConstraint(
+                fields=["reverses"],
+                condition=Q(reverses__isnull=False),
+                name="entry_reversed_once",
+            ),
         ]
         indexes = [
-            models.Index(fields=["account", "-created_at"], name="entry_account_time"),
-            models.Index(fields=["account", "kind", "created_at"], name="entry_account_kind"),
+            # The breakdown, the history (usage per day, the rest per entry).
+            models.Index(
+                fields=["account", "kind", "created_at"], name="entry_account_kind"
+            ),
+            models.Index(
+                fields=["actor"], name="entry_actor", condition=Q(actor__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -140,7 +168,10 @@ class LedgerEntry(models.Model):
 class CreditLot(models.Model):
     """One inflow of credits and what is left of it."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    # Indexed by the spending-order index.
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     source = models.CharField(max_length=16, choices=LotSource.choices)
     pool = models.CharField(max_length=8, choices=Pool.choices)
     amount_nanos = models.BigIntegerField()
@@ -155,15 +186,18 @@ class CreditLot(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(amount_nanos__gt=0), name="lot_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_nanos__gt=0), name="lot_amount_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(remaining_nanos__gte=0)
                 & Q(remaining_nanos__lte=models.F("amount_nanos")),
                 name="lot_remaining_within_amount",
             ),
         ]
+        # No index mentions remaining_nanos, not even in a condition, so a debit's
+        # update of a lot is a HOT update that touches no index.
         indexes = [
-            # The spending order, over live lots only.
             models.Index(
                 "account",
                 "pool",
@@ -171,11 +205,8 @@ class CreditLot(models.Model):
                 "created_at",
                 "id",
                 name="lot_spending_order",
-                condition=Q(remaining_nanos__gt=0),
             ),
-            models.Index(
-                "expires_at", name="lot_due_to_expire", condition=Q(remaining_nanos__gt=0)
-            ),
+            models.Index("expires_at", name="lot_due_to_expire"),
         ]
 
     def __str__(self) -> str:
@@ -186,12 +217,16 @@ class LotMovement(models.Model):
     """How one journal entry changed one lot: a lot's remaining is the sum of its
     movements, which lets a debit be reversed into the lots it came from."""
 
-    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="movements")
-    lot = models.ForeignKey(CreditLot, on_delete=models.PROTECT, related_name="movements")
+    entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, related_name="movements"
+    )
+    lot = models.ForeignKey(
+        CreditLot, on_delete=models.PROTECT, related_name="movements"
+    )
     delta_nanos = models.BigIntegerField()
 
-    class Meta:
-        indexes = [models.Index(fields=["lot"], name="movement_lot")]
+    def __str__(self) -> str:
+        return f"{self.delta_nanos:+d} on lot #{self.lot_id} by entry #{self.entry_id}"
 
 
 class HoldState(models.TextChoices):
@@ -207,11 +242,15 @@ class Hold(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
     amount_nanos = models.BigIntegerField()
-    state = models.CharField(max_length=8, choices=HoldState.choices, default=HoldState.ACTIVE)
+    state = models.CharField(
+        max_length=8, choices=HoldState.choices, default=HoldState.ACTIVE
+    )
     reference = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
+    # The request's cost, and what of it the balance covered when settled.
+    cost_nanos = models.BigIntegerField(default=0)
     charged_nanos = models.BigIntegerField(default=0)
     entry = models.ForeignKey(
         LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -219,14 +258,21 @@ class Hold(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(amount_nanos__gt=0), name="hold_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_nanos__gt=0), name="hold_amount_positive"
+            ),
         ]
         indexes = [
             models.Index(
                 "expires_at", name="hold_active_expiry", condition=Q(state="active")
             ),
-            models.Index("account", name="hold_active_account", condition=Q(state="active")),
+            models.Index(
+                "account", name="hold_active_account", condition=Q(state="active")
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"hold {self.id} ({self.state})"
 
 
 class ReconciliationRun(models.Model):
@@ -242,4 +288,5 @@ class ReconciliationRun(models.Model):
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"reconciliation {self.started_at:%Y-%m-%d %H:%M} ({self.drift_count} drift)"
+        when = f"{self.started_at:%Y-%m-%d %H:%M}"
+        return f"reconciliation {when} ({self.drift_count} drift)"

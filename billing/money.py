@@ -19,7 +19,7 @@ def usd_to_nanos(value: str | Decimal | int) -> int:
     Floats are refused: a float cannot carry a price exactly. More than nine
     decimal places would need rounding, so they are refused too.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise MoneyError(
             f"amount must be a decimal string, not a {type(value).__name__}"
         )
@@ -33,7 +33,9 @@ def usd_to_nanos(value: str | Decimal | int) -> int:
         except InvalidOperation:
             raise MoneyError(f"{value!r} is not a decimal amount") from None
     else:
-        raise MoneyError(f"amount must be a decimal string, not a {type(value).__name__}")
+        raise MoneyError(
+            f"amount must be a decimal string, not a {type(value).__name__}"
+        )
     if not amount.is_finite():
         raise MoneyError(f"{value!r} is not a finite amount")
     nanos = amount * NANOS_PER_USD

@@ -83,8 +83,8 @@ CHECKS: dict[str, tuple[str, str]] = {
                       coalesce(m.topup, 0), coalesce(m.bonus, 0))
           FROM billing_ledgerentry e
           LEFT JOIN (SELECT mv.entry_id,
-                            sum(mv.delta_nanos) FILTER (WHERE l.pool = 'topup') AS topup,
-                            sum(mv.delta_nanos) FILTER (WHERE l.pool = 'bonus') AS bonus
+                        sum(mv.delta_nanos) FILTER (WHERE l.pool = 'topup') AS topup,
+                        sum(mv.delta_nanos) FILTER (WHERE l.pool = 'bonus') AS bonus
                        FROM billing_lotmovement mv
                        JOIN billing_creditlot l ON l.id = mv.lot_id
                       GROUP BY mv.entry_id) m ON m.entry_id = e.id
@@ -164,7 +164,10 @@ def ledger_reconcile() -> ReconciliationRun:
     run.save()
     for drift in drifts:
         logger.error(
-            "ledger drift: %s on account %s: %s", drift.check, drift.account_id, drift.detail
+            "ledger drift: %s on account %s: %s",
+            drift.check,
+            drift.account_id,
+            drift.detail,
         )
     if not drifts:
         logger.info("ledger reconciled: %d accounts, no drift", run.accounts_checked)

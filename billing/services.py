@@ -158,7 +158,9 @@ def topup_credit(
     if previous is not None:
         topup_lot = CreditLot.objects.get(entry=previous)
         bonus_lot = CreditLot.objects.filter(parent=topup_lot).first()
-        return TopUp(previous, bonus_lot.entry if bonus_lot else None, topup_lot, bonus_lot)
+        return TopUp(
+            previous, bonus_lot.entry if bonus_lot else None, topup_lot, bonus_lot
+        )
     description = description or f"Top-up of {format_usd(amount_nanos)}"
     topup_entry, topup_lot = _credit_lot(
         wallet,
@@ -199,8 +201,20 @@ def topup_credit(
 
 @dataclass(frozen=True)
 class Debit:
-    entry: LedgerEntry
+    entry_id: int
     replayed: bool
+
+    @property
+    def entry(self) -> LedgerEntry:
+        return LedgerEntry.objects.get(pk=self.entry_id)
+
+
+@dataclass(frozen=True)
+class DebitRequest:
+    amount_nanos: int
+    idempotency_key: str
+    description: str = ""
+    reference: str = ""
 
 
 def balance_debit(
@@ -219,25 +233,73 @@ def balance_debit(
     One SQL statement, atomic on its own (see the module docstring); refused with
     InsufficientCredits, writing nothing, if the balance does not cover it.
     """
+    (outcome,) = balance_debit_many(
+        account=account,
+        debits=[DebitRequest(amount_nanos, idempotency_key, description, reference)],
+        kind=kind,
+        actor=actor,
+        pool=pool,
+    )
+    if isinstance(outcome, BillingError):
+        raise outcome
+    return outcome
+
+
+def balance_debit_many(
+    *,
+    account: Account,
+    debits: list[DebitRequest],
+    kind: EntryKind | str = EntryKind.USAGE,
+    actor: User | None = None,
+    pool: Pool | str | None = None,
+) -> list[Debit | BillingError]:
+    """Several debits of one account under one lock and one commit.
+
+    Each gets its own journal entry, or is refused on its own (the error is
+    returned in its place, nothing of it written); the others go through.
+    """
     kind = _choice(EntryKind, kind, "kind")
     if kind in (EntryKind.TOPUP, EntryKind.BONUS, EntryKind.EXPIRY):
         raise InvalidAmount(f"a {kind} entry is never a debit")
-    _check_amount(amount_nanos, allow_negative=False)
     pool = _choice(Pool, pool, "pool") if pool else None
-    entry_id, replayed = _call_one(
-        "SELECT entry_id, replayed FROM billing_debit(%s, %s, %s, %s, %s, %s, %s, %s)",
+    for debit in debits:
+        _check_amount(debit.amount_nanos, allow_negative=False)
+        if not debit.idempotency_key:
+            raise InvalidAmount("an idempotency key is required")
+    rows = _call(
+        "SELECT entry_id, replayed, error, available "
+        "FROM billing_debit_many(%s, %s, %s, %s, %s, %s, %s, %s)",
         [
             account.pk,
-            amount_nanos,
             kind,
-            idempotency_key,
-            description[:500],
-            reference[:200],
+            [d.amount_nanos for d in debits],
+            [d.idempotency_key for d in debits],
+            [d.description[:500] for d in debits],
+            [d.reference[:200] for d in debits],
             actor.pk if actor else None,
             pool,
         ],
     )
-    return Debit(LedgerEntry.objects.get(pk=entry_id), replayed)
+    return [
+        _debit_outcome(debit, *row) for debit, row in zip(debits, rows, strict=True)
+    ]
+
+
+def _debit_outcome(
+    debit: DebitRequest, entry_id, replayed: bool, error: str | None, available: int
+) -> Debit | BillingError:
+    if error is None:
+        return Debit(entry_id, replayed)
+    if error == InsufficientCredits.code:
+        return InsufficientCredits(
+            f"insufficient credits: {format_usd(available, 9)} available, "
+            f"{format_usd(debit.amount_nanos, 9)} needed",
+            available_nanos=available,
+            needed_nanos=debit.amount_nanos,
+        )
+    if error.startswith("idempotency key"):
+        return IdempotencyConflict(error)
+    return InvalidAmount(error)
 
 
 def hold_place(
@@ -263,9 +325,9 @@ def hold_place(
             RETURNING account_id
         )
         INSERT INTO billing_hold (id, account_id, amount_nanos, state, reference,
-                                  created_at, expires_at, charged_nanos)
+                                  created_at, expires_at, cost_nanos, charged_nanos)
         SELECT %(id)s, account_id, %(amount)s, 'active', %(reference)s,
-               %(now)s, %(expires)s, 0
+               %(now)s, %(expires)s, 0, 0
           FROM wallet
         RETURNING id
         """,
@@ -321,7 +383,10 @@ def hold_settle(
     )
     if shortfall:
         logger.warning(
-            "hold %s settled short: cost %d nanos, charged %d", hold_id, cost_nanos, charged
+            "hold %s settled short: cost %d nanos, charged %d",
+            hold_id,
+            cost_nanos,
+            charged,
         )
     return Settlement(entry_id, charged, shortfall, replayed)
 
@@ -337,9 +402,9 @@ def hold_release(*, hold_id: uuid.UUID) -> bool:
 def holds_sweep_stale(*, now: datetime | None = None) -> int:
     """Release the holds whose request never settled (a crashed worker)."""
     now = now or timezone.now()
-    stale = Hold.objects.filter(state=HoldState.ACTIVE, expires_at__lte=now).values_list(
-        "id", flat=True
-    )
+    stale = Hold.objects.filter(
+        state=HoldState.ACTIVE, expires_at__lte=now
+    ).values_list("id", flat=True)
     released = 0
     for hold_id in stale.iterator():
         (done,) = _call_one(
@@ -399,7 +464,9 @@ def lots_expire_due(*, now: datetime | None = None) -> int:
 
 
 @transaction.atomic
-def entry_reverse(*, entry: LedgerEntry, actor: User | None, reason: str) -> LedgerEntry:
+def entry_reverse(
+    *, entry: LedgerEntry, actor: User | None, reason: str
+) -> LedgerEntry:
     """Correct a mistake with a new entry of the same kind and opposite amount.
 
     A credit is taken back from the lots it created, which must still hold all
@@ -415,7 +482,7 @@ def entry_reverse(*, entry: LedgerEntry, actor: User | None, reason: str) -> Led
         raise ReversalRefused(f"entry {entry.pk} is itself a reversal")
     if entry.kind == EntryKind.EXPIRY:
         raise ReversalRefused("expired credits are not revived; grant new credits")
-    existing = LedgerEntry.objects.filter(reverses=entry).first()
+    existing = entry.reversals.first()
     if existing is not None:
         return existing
     moves = []
@@ -458,7 +525,9 @@ def _lock_wallet(account: Account) -> Wallet:
         raise BillingError(f"account {account.pk} has no wallet") from None
 
 
-def _replay(account: Account, key: str, kind: str, amount_nanos: int) -> LedgerEntry | None:
+def _replay(
+    account: Account, key: str, kind: str, amount_nanos: int
+) -> LedgerEntry | None:
     """The entry an idempotency key already made, if it matches this request."""
     if not key:
         raise InvalidAmount("an idempotency key is required")
@@ -489,7 +558,9 @@ def _credit_lot(
     parent: CreditLot | None = None,
 ) -> tuple[LedgerEntry, CreditLot]:
     if wallet.total_nanos + amount_nanos > MAX_NANOS:
-        raise InvalidAmount("the balance would exceed the largest amount an account holds")
+        raise InvalidAmount(
+            "the balance would exceed the largest amount an account holds"
+        )
     now = timezone.now()
     lot = CreditLot(
         account_id=wallet.account_id,
@@ -576,7 +647,9 @@ def balance_available(*, account: Account) -> int:
     return wallet.available_nanos
 
 
-def _check_amount(amount: object, *, allow_negative: bool, allow_zero: bool = False) -> None:
+def _check_amount(
+    amount: object, *, allow_negative: bool, allow_zero: bool = False
+) -> None:
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise InvalidAmount(
             f"amounts are whole nano-USD integers, not {type(amount).__name__}"
@@ -607,28 +680,31 @@ _SQLSTATE_ERRORS = {
 }
 
 
-def _call_one(sql: str, params, *, allow_empty: bool = False):
-    """Run one statement and return its single row, mapping the ledger's SQL
-    errors to BillingError. Outside a transaction the statement commits on its
-    own (one round trip); inside one it gets a savepoint so that a refusal does
-    not break the caller's transaction."""
+def _call(sql: str, params) -> list[tuple]:
+    """Run one statement and return its rows, mapping the ledger's SQL errors to
+    BillingError. Outside a transaction the statement commits on its own (one
+    round trip); inside one it gets a savepoint so that a refusal does not break
+    the caller's transaction."""
     try:
         if connection.in_atomic_block:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(sql, params)
-                row = cursor.fetchone()
-        else:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                row = cursor.fetchone()
+                return cursor.fetchall()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
     except DatabaseError as exc:
         error = _billing_error(exc)
         if error is None:
             raise
         raise error from exc
-    if row is None and not allow_empty:
+
+
+def _call_one(sql: str, params, *, allow_empty: bool = False):
+    rows = _call(sql, params)
+    if not rows and not allow_empty:
         raise LedgerDrift("the ledger function returned nothing")
-    return row
+    return rows[0] if rows else None
 
 
 def _billing_error(exc: DatabaseError) -> BillingError | None:
@@ -636,14 +712,5 @@ def _billing_error(exc: DatabaseError) -> BillingError | None:
     sqlstate = getattr(cause, "sqlstate", None)
     diag = getattr(cause, "diag", None)
     message = (diag.message_primary if diag else None) or str(exc)
-    if sqlstate == "AP001":
-        available = int(diag.message_detail)
-        needed = int(message.rsplit(",", 1)[1].split()[0])
-        return InsufficientCredits(
-            f"insufficient credits: {format_usd(available, 9)} available, "
-            f"{format_usd(needed, 9)} needed",
-            available_nanos=available,
-            needed_nanos=needed,
-        )
     error_class = _SQLSTATE_ERRORS.get(sqlstate)
     return error_class(message) if error_class else None

@@ -6,6 +6,11 @@
 -- account's wallet row lock (SELECT ... FOR UPDATE), taken first. Lots are then
 -- written without row locks of their own, and no two paths can deadlock.
 
+-- Room on each page for updated rows, so the constant updates of wallets and
+-- lots stay HOT (no index changes; see the indexes in models.py).
+ALTER TABLE billing_wallet SET (fillfactor = 50);
+ALTER TABLE billing_creditlot SET (fillfactor = 80);
+
 CREATE OR REPLACE FUNCTION billing_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -27,32 +32,32 @@ CREATE TRIGGER billing_lotmovement_append_only
 
 -- Spend p_amount from the account's lots in the spending order (bonus pool
 -- first, soonest expiry first, no expiry last, then oldest; then top-up lots,
--- oldest first), or from one pool only. The caller holds the wallet lock and
--- has checked that the lots cover p_amount. Writes the journal entry, its lot
--- movements and the wallet's new balances; returns the entry id.
+-- oldest first), or from one pool only. The caller holds the wallet lock, has
+-- checked that the lots cover p_amount, passes the balances before and updates
+-- the wallet row itself (once per batch). Writes the journal entry and its lot
+-- movements; returns the entry id and the split by pool.
 CREATE OR REPLACE FUNCTION billing_spend(
-    p_wallet billing_wallet, p_amount bigint, p_held_release bigint,
-    p_kind text, p_key text, p_description text, p_reference text,
-    p_actor bigint, p_pool text
-) RETURNS bigint
+    p_account bigint, p_amount bigint, p_pool text,
+    p_topup_before bigint, p_bonus_before bigint,
+    p_kind text, p_key text, p_description text, p_reference text, p_actor bigint,
+    OUT entry_id bigint, OUT from_topup bigint, OUT from_bonus bigint
+)
 LANGUAGE plpgsql AS $$
 DECLARE
     lot record;
     left_to_take bigint := p_amount;
     take bigint;
-    from_topup bigint := 0;
-    from_bonus bigint := 0;
     lot_ids bigint[] := '{}';
     deltas bigint[] := '{}';
-    new_entry bigint;
 BEGIN
+    from_topup := 0;
+    from_bonus := 0;
     FOR lot IN
         SELECT id, pool, remaining_nanos FROM billing_creditlot
-         WHERE account_id = p_wallet.account_id AND remaining_nanos > 0
+         WHERE account_id = p_account AND remaining_nanos > 0
            AND (p_pool IS NULL OR pool = p_pool)
          ORDER BY pool, expires_at NULLS LAST, created_at, id
     LOOP
-        EXIT WHEN left_to_take = 0;
         take := least(lot.remaining_nanos, left_to_take);
         UPDATE billing_creditlot SET remaining_nanos = remaining_nanos - take
          WHERE id = lot.id;
@@ -64,98 +69,96 @@ BEGIN
         lot_ids := lot_ids || lot.id;
         deltas := deltas || -take;
         left_to_take := left_to_take - take;
+        EXIT WHEN left_to_take = 0;
     END LOOP;
     IF left_to_take <> 0 THEN
         -- The wallet said the credits were there but the lots disagree: drift.
         RAISE EXCEPTION 'lots of account % do not cover % nanos (short by %)',
-            p_wallet.account_id, p_amount, left_to_take USING ERRCODE = 'AP008';
+            p_account, p_amount, left_to_take USING ERRCODE = 'AP008';
     END IF;
-
-    UPDATE billing_wallet
-       SET topup_nanos = topup_nanos - from_topup,
-           bonus_nanos = bonus_nanos - from_bonus,
-           held_nanos = held_nanos - p_held_release,
-           updated_at = now()
-     WHERE account_id = p_wallet.account_id;
 
     INSERT INTO billing_ledgerentry (
         account_id, kind, amount_nanos, topup_delta_nanos, bonus_delta_nanos,
         topup_balance_nanos, bonus_balance_nanos, created_at, description,
         reference, method, actor_id, reverses_id, idempotency_key)
     VALUES (
-        p_wallet.account_id, p_kind, -p_amount, -from_topup, -from_bonus,
-        p_wallet.topup_nanos - from_topup, p_wallet.bonus_nanos - from_bonus, now(),
+        p_account, p_kind, -p_amount, -from_topup, -from_bonus,
+        p_topup_before - from_topup, p_bonus_before - from_bonus, clock_timestamp(),
         p_description, p_reference, '', p_actor, NULL, p_key)
-    RETURNING id INTO new_entry;
+    RETURNING id INTO entry_id;
 
     INSERT INTO billing_lotmovement (entry_id, lot_id, delta_nanos)
-    SELECT new_entry, l, d FROM unnest(lot_ids, deltas) AS m(l, d);
-    RETURN new_entry;
+    SELECT billing_spend.entry_id, l, d FROM unnest(lot_ids, deltas) AS m(l, d);
 END $$;
 
 
--- A replayed idempotency key answers with the first result; the same key with a
--- different kind or amount is an error, never a silent success.
-CREATE OR REPLACE FUNCTION billing_replay(
-    p_account bigint, p_key text, p_kind text, p_amount bigint
-) RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    previous billing_ledgerentry;
-BEGIN
-    SELECT * INTO previous FROM billing_ledgerentry
-     WHERE account_id = p_account AND idempotency_key = p_key;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    IF previous.kind <> p_kind OR previous.amount_nanos <> -p_amount THEN
-        RAISE EXCEPTION 'idempotency key % was already used for a % of % nanos',
-            p_key, previous.kind, previous.amount_nanos USING ERRCODE = 'AP002';
-    END IF;
-    RETURN previous.id;
-END $$;
-
-
--- Debit p_amount (> 0) from what is available (total - held). Refuses, writing
--- nothing, when the balance does not cover it: no balance goes below zero.
-CREATE OR REPLACE FUNCTION billing_debit(
-    p_account bigint, p_amount bigint, p_kind text, p_key text,
-    p_description text, p_reference text, p_actor bigint, p_pool text
-) RETURNS TABLE (entry_id bigint, replayed boolean)
+-- Debit many amounts from one account under one lock and one commit (group
+-- commit: a hot account's debits queue for its lock, so each commit should
+-- carry as many as are waiting). Each debit gets its own journal entry and is
+-- refused on its own, writing nothing, when what is available (total - held,
+-- or the pool's balance) does not cover it: no balance goes below zero. The
+-- answer has one row per debit, in order: the entry, or why it was refused.
+CREATE OR REPLACE FUNCTION billing_debit_many(
+    p_account bigint, p_kind text, p_amounts bigint[], p_keys text[],
+    p_descriptions text[], p_references text[], p_actor bigint, p_pool text
+) RETURNS TABLE (entry_id bigint, replayed boolean, error text, available bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     w billing_wallet;
-    available bigint;
+    topup bigint;
+    bonus bigint;
+    amount bigint;
+    previous record;
+    spent record;
 BEGIN
-    IF p_amount IS NULL OR p_amount <= 0 THEN
-        RAISE EXCEPTION 'a debit must be a positive amount, got %', p_amount
-            USING ERRCODE = 'AP003';
-    END IF;
     SELECT * INTO w FROM billing_wallet WHERE account_id = p_account FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'account % has no wallet', p_account USING ERRCODE = 'AP004';
     END IF;
-    entry_id := billing_replay(p_account, p_key, p_kind, p_amount);
-    IF entry_id IS NOT NULL THEN
-        replayed := true;
+    topup := w.topup_nanos;
+    bonus := w.bonus_nanos;
+    FOR i IN 1 .. coalesce(array_length(p_amounts, 1), 0) LOOP
+        amount := p_amounts[i];
+        entry_id := NULL;
+        replayed := false;
+        error := NULL;
+        available := topup + bonus - w.held_nanos;
+        IF p_pool = 'topup' THEN
+            available := least(available, topup);
+        ELSIF p_pool = 'bonus' THEN
+            available := least(available, bonus);
+        END IF;
+        -- A replayed key answers with the first result; the same key for a
+        -- different debit is an error, never a silent success.
+        SELECT e.id, e.kind, e.amount_nanos INTO previous FROM billing_ledgerentry e
+         WHERE e.account_id = p_account AND e.idempotency_key = p_keys[i];
+        IF FOUND THEN
+            IF previous.kind = p_kind AND previous.amount_nanos = -amount THEN
+                entry_id := previous.id;
+                replayed := true;
+            ELSE
+                error := format('idempotency key %s was already used for a %s of %s nanos',
+                                p_keys[i], previous.kind, previous.amount_nanos);
+            END IF;
+        ELSIF amount IS NULL OR amount <= 0 THEN
+            error := format('a debit must be a positive amount, got %s', amount);
+        ELSIF available < amount THEN
+            error := 'insufficient_credits';
+        ELSE
+            SELECT * INTO spent FROM billing_spend(
+                p_account, amount, p_pool, topup, bonus, p_kind, p_keys[i],
+                p_descriptions[i], p_references[i], p_actor);
+            entry_id := spent.entry_id;
+            topup := topup - spent.from_topup;
+            bonus := bonus - spent.from_bonus;
+        END IF;
         RETURN NEXT;
-        RETURN;
+    END LOOP;
+    IF topup <> w.topup_nanos OR bonus <> w.bonus_nanos THEN
+        UPDATE billing_wallet SET topup_nanos = topup, bonus_nanos = bonus,
+                                  updated_at = clock_timestamp()
+         WHERE account_id = p_account;
     END IF;
-    available := w.topup_nanos + w.bonus_nanos - w.held_nanos;
-    IF p_pool = 'topup' THEN
-        available := least(available, w.topup_nanos);
-    ELSIF p_pool = 'bonus' THEN
-        available := least(available, w.bonus_nanos);
-    END IF;
-    IF available < p_amount THEN
-        RAISE EXCEPTION 'insufficient credits: % nanos available, % needed',
-            available, p_amount
-            USING ERRCODE = 'AP001', DETAIL = available::text;
-    END IF;
-    entry_id := billing_spend(w, p_amount, 0, p_kind, p_key, p_description,
-                              p_reference, p_actor, p_pool);
-    replayed := false;
-    RETURN NEXT;
 END $$;
 
 
@@ -176,6 +179,8 @@ DECLARE
     release bigint := 0;
     key text := 'hold:' || p_hold::text;
     charge bigint;
+    from_topup bigint := 0;
+    from_bonus bigint := 0;
 BEGIN
     IF p_cost IS NULL OR p_cost < 0 THEN
         RAISE EXCEPTION 'a cost cannot be negative, got %', p_cost USING ERRCODE = 'AP003';
@@ -188,9 +193,9 @@ BEGIN
     SELECT * INTO w FROM billing_wallet WHERE account_id = h.account_id FOR UPDATE;
     SELECT * INTO h FROM billing_hold WHERE id = p_hold;
     IF h.state = 'settled' THEN
-        IF h.charged_nanos <> p_cost AND h.entry_id IS NOT NULL THEN
-            RAISE EXCEPTION 'hold % was already settled at % nanos', p_hold, h.charged_nanos
-                USING ERRCODE = 'AP002';
+        IF h.cost_nanos <> p_cost THEN
+            RAISE EXCEPTION 'hold % was already settled at a cost of % nanos',
+                p_hold, h.cost_nanos USING ERRCODE = 'AP002';
         END IF;
         entry_id := h.entry_id;
         charged_nanos := h.charged_nanos;
@@ -205,18 +210,24 @@ BEGIN
     -- What this request may take: everything not held by other requests.
     charge := least(p_cost, w.topup_nanos + w.bonus_nanos - (w.held_nanos - release));
     charge := greatest(charge, 0);
+    entry_id := NULL;
     IF charge > 0 THEN
-        entry_id := billing_spend(w, charge, release, 'usage', key, p_description,
-                                  p_reference, NULL, NULL);
-    ELSE
-        entry_id := NULL;
-        IF release > 0 THEN
-            UPDATE billing_wallet SET held_nanos = held_nanos - release, updated_at = now()
-             WHERE account_id = h.account_id;
-        END IF;
+        SELECT s.entry_id, s.from_topup, s.from_bonus
+          INTO entry_id, from_topup, from_bonus
+          FROM billing_spend(h.account_id, charge, NULL, w.topup_nanos, w.bonus_nanos,
+                             'usage', key, p_description, p_reference, NULL) s;
+    END IF;
+    IF charge > 0 OR release > 0 THEN
+        UPDATE billing_wallet
+           SET topup_nanos = topup_nanos - from_topup,
+               bonus_nanos = bonus_nanos - from_bonus,
+               held_nanos = held_nanos - release,
+               updated_at = clock_timestamp()
+         WHERE account_id = h.account_id;
     END IF;
     UPDATE billing_hold
-       SET state = 'settled', closed_at = now(), charged_nanos = charge,
+       SET state = 'settled', closed_at = clock_timestamp(), cost_nanos = p_cost,
+           charged_nanos = charge,
            entry_id = billing_hold_settle.entry_id
      WHERE id = p_hold;
     charged_nanos := charge;
@@ -239,13 +250,13 @@ BEGIN
         RAISE EXCEPTION 'no hold %', p_hold USING ERRCODE = 'AP005';
     END IF;
     PERFORM 1 FROM billing_wallet WHERE account_id = h.account_id FOR UPDATE;
-    UPDATE billing_hold SET state = p_state, closed_at = now()
+    UPDATE billing_hold SET state = p_state, closed_at = clock_timestamp()
      WHERE id = p_hold AND state = 'active'
     RETURNING * INTO h;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    UPDATE billing_wallet SET held_nanos = held_nanos - h.amount_nanos, updated_at = now()
+    UPDATE billing_wallet SET held_nanos = held_nanos - h.amount_nanos, updated_at = clock_timestamp()
      WHERE account_id = h.account_id;
     RETURN true;
 END $$;

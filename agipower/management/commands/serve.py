@@ -1,0 +1,99 @@
+"""Run the whole platform: migrations, then the ASGI server, a Celery worker and
+Celery beat, supervised together (one stops, all stop)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Migrate, then run the web server, a Celery worker and beat."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument(
+            "--port", type=int, default=int(os.environ.get("PORT", "8000"))
+        )
+        parser.add_argument(
+            "--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2"))
+        )
+
+    def handle(self, *args, host, port, web_workers, **options):
+        call_command("migrate", interactive=False, verbosity=1)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        call_command("ensure_operator")
+        python = sys.executable
+        commands = {
+            "web": [
+                python,
+                "-m",
+                "uvicorn",
+                "agipower.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                str(web_workers),
+                "--no-access-log",
+                "--lifespan",
+                "off",
+            ],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "agipower",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+            ],
+            "beat": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "agipower",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                settings.CELERY_BEAT_SCHEDULE_FILENAME,
+            ],
+        }
+        children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
+        self.stdout.write(f"AGIPower is up: {settings.SITE_URL} (Ctrl-C stops it)")
+
+        def stop(*_):
+            for child in children.values():
+                if child.poll() is None:
+                    child.terminate()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            while all(child.poll() is None for child in children.values()):
+                time.sleep(0.5)
+        finally:
+            stop()
+            for child in children.values():
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        failed = [
+            name for name, child in children.items() if child.returncode not in (0, -15)
+        ]
+        if failed:
+            sys.exit(f"stopped because {', '.join(failed)} exited")

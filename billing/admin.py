@@ -1,0 +1,256 @@
+"""Operators' view of the ledger: read-only journal, lots and holds, and a form
+on each account to grant gifts, compensations, referrals and adjustments."""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from accounts.models import Account
+from billing.errors import BillingError
+from billing.models import (
+    CreditLot,
+    Hold,
+    LedgerEntry,
+    LotMovement,
+    LotSource,
+    Pool,
+    ReconciliationRun,
+    Wallet,
+)
+from billing.money import MoneyError, format_usd, usd_to_nanos
+from billing.services import GRANT_SOURCES, credit_grant
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The ledger is changed only through its services, never by editing rows."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _usd(field: str, label: str):
+    def show(obj) -> str:
+        return format_usd(getattr(obj, field), 9)
+
+    show.short_description = label
+    show.admin_order_field = field
+    return show
+
+
+class MovementInline(admin.TabularInline):
+    model = LotMovement
+    fields = ("lot", "delta_nanos")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "account",
+        "kind",
+        _usd("amount_nanos", "amount"),
+        _usd("topup_balance_nanos", "top-up after"),
+        _usd("bonus_balance_nanos", "bonus after"),
+        "actor",
+        "description",
+    )
+    list_filter = ("kind",)
+    search_fields = (
+        "account__owner__email",
+        "reference",
+        "idempotency_key",
+        "description",
+    )
+    date_hierarchy = "created_at"
+    list_select_related = ("account__owner", "actor")
+    inlines = [MovementInline]
+
+
+@admin.register(CreditLot)
+class CreditLotAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "account",
+        "source",
+        "pool",
+        _usd("amount_nanos", "amount"),
+        _usd("remaining_nanos", "remaining"),
+        "expires_at",
+        "created_at",
+    )
+    list_filter = ("source", "pool")
+    search_fields = ("account__owner__email",)
+    list_select_related = ("account__owner",)
+    inlines = [MovementInline]
+
+
+@admin.register(Hold)
+class HoldAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "account",
+        "state",
+        _usd("amount_nanos", "held"),
+        _usd("charged_nanos", "charged"),
+        "created_at",
+        "expires_at",
+        "reference",
+    )
+    list_filter = ("state",)
+    search_fields = ("account__owner__email", "reference")
+    list_select_related = ("account__owner",)
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "finished_at", "accounts_checked", "drift_count")
+    readonly_fields = (
+        "started_at",
+        "finished_at",
+        "accounts_checked",
+        "drift_count",
+        "drifts",
+    )
+
+
+class GrantForm(forms.Form):
+    source = forms.ChoiceField(
+        choices=[(s.value, s.label) for s in LotSource if s in GRANT_SOURCES]
+    )
+    amount = forms.CharField(
+        help_text="USD, e.g. 25 or 0.50; an adjustment may be negative to take "
+        "credits back"
+    )
+    pool = forms.ChoiceField(
+        choices=Pool.choices,
+        initial=Pool.BONUS,
+        help_text="Only an adjustment may use the top-up pool",
+    )
+    expires_at = forms.DateTimeField(required=False, help_text="Optional, UTC")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    # One key per rendered form: submitting it twice grants once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput)
+
+    def clean_amount(self) -> int:
+        try:
+            return usd_to_nanos(self.cleaned_data["amount"])
+        except MoneyError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class WalletInline(admin.StackedInline):
+    model = Wallet
+    can_delete = False
+    fields = ("total", "topup", "bonus", "held", "updated_at")
+    readonly_fields = fields
+
+    def total(self, wallet):
+        return format_usd(wallet.total_nanos, 9)
+
+    def topup(self, wallet):
+        return format_usd(wallet.topup_nanos, 9)
+
+    def bonus(self, wallet):
+        return format_usd(wallet.bonus_nanos, 9)
+
+    def held(self, wallet):
+        return format_usd(wallet.held_nanos, 9)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ("id", "owner", "name", "created_at", "balance", "grant_link")
+    search_fields = ("owner__email", "name")
+    list_select_related = ("owner", "wallet")
+    readonly_fields = ("owner", "created_at")
+    inlines = [WalletInline]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="total balance")
+    def balance(self, account):
+        return format_usd(account.wallet.total_nanos)
+
+    @admin.display(description="")
+    def grant_link(self, account):
+        url = reverse("admin:accounts_account_grant", args=[account.pk])
+        return format_html('<a href="{}">Grant credits</a>', url)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:account_id>/grant/",
+                self.admin_site.admin_view(self.grant_view),
+                name="accounts_account_grant",
+            ),
+            *super().get_urls(),
+        ]
+
+    def grant_view(self, request, account_id: int):
+        if not request.user.has_perm("billing.add_ledgerentry") and not (
+            request.user.is_superuser
+        ):
+            raise PermissionDenied
+        account = get_object_or_404(
+            Account.objects.select_related("owner"), pk=account_id
+        )
+        if request.method == "POST":
+            form = GrantForm(request.POST)
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    entry = credit_grant(
+                        account=account,
+                        source=data["source"],
+                        amount_nanos=data["amount"],
+                        pool=data["pool"],
+                        expires_at=data["expires_at"],
+                        reason=data["reason"],
+                        actor=request.user,
+                        idempotency_key=f"admin:{data['idempotency_key']}",
+                    )
+                except BillingError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    self.message_user(
+                        request,
+                        f"{entry.get_kind_display()} of "
+                        f"{format_usd(entry.amount_nanos, 9)} "
+                        f"recorded for {account.owner.email} (entry {entry.pk}).",
+                        messages.SUCCESS,
+                    )
+                    return redirect("admin:accounts_account_change", account.pk)
+        else:
+            form = GrantForm(initial={"idempotency_key": uuid.uuid4().hex})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Grant credits to {account.owner.email}",
+            "account": account,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/billing/grant.html", context)
