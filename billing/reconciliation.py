@@ -140,9 +140,11 @@ CHECKS: dict[str, tuple[str, str]] = {
 def ledger_check(*, account_ids: list[int] | None = None) -> list[Drift]:
     """Every invariant for every account (or the given ones), in one snapshot."""
     drifts: list[Drift] = []
+    snapshot = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
-        # One consistent view of all the tables, as of the first query.
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if snapshot:
+            # One consistent view of all the tables, as of the first query.
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         for name, (_, sql) in CHECKS.items():
             cursor.execute(sql)
             for account_id, detail in cursor.fetchall():

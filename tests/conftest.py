@@ -23,6 +23,10 @@ def new_key(prefix: str = "test") -> str:
 
 @pytest.fixture(autouse=True)
 def _isolated(settings):
+    # A private cache per test process, not the files shared with development.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    }
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     cache.clear()

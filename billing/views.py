@@ -1,0 +1,112 @@
+"""Console pages of the billing app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import render
+
+from accounts.models import Account
+from accounts.selectors import account_for_user
+from billing.models import EntryKind
+from billing.money import NANOS_PER_USD, format_usd
+from billing.selectors import (
+    Transaction,
+    balance_get,
+    breakdown_get,
+    transactions_list,
+)
+
+HISTORY_PAGE_SIZE = 25
+
+# The Credits Breakdown as the product page lists it: (key, label).
+BREAKDOWN_LABELS = [
+    ("top_ups", "Top-ups"),
+    ("bonuses", "Bonuses"),
+    ("gifts", "Gifts"),
+    ("referrals", "Referrals"),
+    ("compensations", "Compensations"),
+    ("adjustments", "Adjustments"),
+    ("expired", "Expired"),
+    ("usage", "Usage"),
+    ("refunds", "Refunds"),
+]
+
+
+def usd(nanos: int, *, precise: bool = False) -> str:
+    """Two decimals; four when ``precise`` and the amount is under a cent, so a
+    day of light API usage does not read as $0.00."""
+    if precise and nanos and abs(nanos) < NANOS_PER_USD // 100:
+        return format_usd(nanos, places=4)
+    return format_usd(nanos)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    created_at: datetime
+    is_daily_usage: bool
+    amount: str
+    is_credit: bool
+    type: str
+    method: str
+    description: str
+
+    @classmethod
+    def of(cls, tx: Transaction) -> HistoryRow:
+        usage = tx.kind == EntryKind.USAGE
+        if usage:
+            requests = "request" if tx.count == 1 else "requests"
+            description = f"{tx.count:,} API {requests}"
+        else:
+            description = tx.description
+        return cls(
+            created_at=tx.created_at,
+            is_daily_usage=usage,
+            amount=usd(tx.amount_nanos, precise=usage),
+            is_credit=tx.amount_nanos > 0,
+            type=tx.kind_label,
+            # "API usage" / "API usage" says nothing twice.
+            method="" if tx.method_label == tx.kind_label else tx.method_label,
+            description=description,
+        )
+
+
+@login_required
+def pay_as_you_go(request):
+    try:
+        account = account_for_user(request.user)
+    except Account.DoesNotExist:
+        # Staff made with createsuperuser have no billing account.
+        return render(request, "console/no_account.html", status=404)
+
+    balance = balance_get(account=account)
+    breakdown = breakdown_get(account=account)
+    page = Paginator(transactions_list(account=account), HISTORY_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        "nav": "payg",
+        "balance": {
+            "total": usd(balance.total_nanos),
+            "topup": usd(balance.topup_nanos),
+            "bonus": usd(balance.bonus_nanos),
+            "held": usd(balance.held_nanos) if balance.held_nanos else None,
+            "available": usd(balance.available_nanos),
+        },
+        "breakdown": [
+            {
+                "key": key.replace("_", "-"),
+                "label": label,
+                "amount": usd(breakdown[key], precise=key == "usage"),
+                "negative": breakdown[key] < 0,
+            }
+            for key, label in BREAKDOWN_LABELS
+        ],
+        "breakdown_total": usd(breakdown["total"]),
+        "page": page,
+        "rows": [HistoryRow.of(tx) for tx in page.object_list],
+    }
+    return render(request, "console/pay_as_you_go.html", context)
