@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "agipower",
     "accounts",
     "billing",
+    "apikeys",
+    "proxy",
 ]
 
 MIDDLEWARE = [

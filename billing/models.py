@@ -246,6 +246,15 @@ class Hold(models.Model):
         max_length=8, choices=HoldState.choices, default=HoldState.ACTIVE
     )
     reference = models.CharField(max_length=200, blank=True)
+    # The API key whose credit limit the hold also counts against, if any.
+    api_key = models.ForeignKey(
+        "apikeys.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)

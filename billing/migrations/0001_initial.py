@@ -9,156 +9,413 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReconciliationRun',
+            name="ReconciliationRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('accounts_checked', models.IntegerField(default=0)),
-                ('drift_count', models.IntegerField(default=0)),
-                ('drifts', models.JSONField(blank=True, default=list)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("accounts_checked", models.IntegerField(default=0)),
+                ("drift_count", models.IntegerField(default=0)),
+                ("drifts", models.JSONField(blank=True, default=list)),
             ],
             options={
-                'ordering': ['-started_at'],
+                "ordering": ["-started_at"],
             },
         ),
         migrations.CreateModel(
-            name='LedgerEntry',
+            name="LedgerEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('topup', 'Top-up'), ('bonus', 'Top-up bonus'), ('gift', 'Gift'), ('referral', 'Referral'), ('compensation', 'Compensation'), ('adjustment', 'Adjustment'), ('expiry', 'Expired credits'), ('usage', 'API usage'), ('refund', 'Refund'), ('dispute', 'Dispute')], max_length=16)),
-                ('amount_nanos', models.BigIntegerField()),
-                ('topup_delta_nanos', models.BigIntegerField()),
-                ('bonus_delta_nanos', models.BigIntegerField()),
-                ('topup_balance_nanos', models.BigIntegerField()),
-                ('bonus_balance_nanos', models.BigIntegerField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('description', models.CharField(blank=True, max_length=500)),
-                ('reference', models.CharField(blank=True, max_length=200)),
-                ('method', models.CharField(blank=True, max_length=100)),
-                ('idempotency_key', models.CharField(max_length=200)),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.account')),
-                ('actor', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('reverses', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reversals', to='billing.ledgerentry')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("topup", "Top-up"),
+                            ("bonus", "Top-up bonus"),
+                            ("gift", "Gift"),
+                            ("referral", "Referral"),
+                            ("compensation", "Compensation"),
+                            ("adjustment", "Adjustment"),
+                            ("expiry", "Expired credits"),
+                            ("usage", "API usage"),
+                            ("refund", "Refund"),
+                            ("dispute", "Dispute"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("amount_nanos", models.BigIntegerField()),
+                ("topup_delta_nanos", models.BigIntegerField()),
+                ("bonus_delta_nanos", models.BigIntegerField()),
+                ("topup_balance_nanos", models.BigIntegerField()),
+                ("bonus_balance_nanos", models.BigIntegerField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("description", models.CharField(blank=True, max_length=500)),
+                ("reference", models.CharField(blank=True, max_length=200)),
+                ("method", models.CharField(blank=True, max_length=100)),
+                ("idempotency_key", models.CharField(max_length=200)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "reverses",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reversals",
+                        to="billing.ledgerentry",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'journal entry',
-                'verbose_name_plural': 'journal',
+                "verbose_name": "journal entry",
+                "verbose_name_plural": "journal",
             },
         ),
         migrations.CreateModel(
-            name='Hold',
+            name="Hold",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, primary_key=True, serialize=False)),
-                ('amount_nanos', models.BigIntegerField()),
-                ('state', models.CharField(choices=[('active', 'Active'), ('settled', 'Settled'), ('released', 'Released'), ('expired', 'Expired (swept)')], default='active', max_length=8)),
-                ('reference', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField()),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('cost_nanos', models.BigIntegerField(default=0)),
-                ('charged_nanos', models.BigIntegerField(default=0)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.account')),
-                ('entry', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='billing.ledgerentry')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, primary_key=True, serialize=False
+                    ),
+                ),
+                ("amount_nanos", models.BigIntegerField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("settled", "Settled"),
+                            ("released", "Released"),
+                            ("expired", "Expired (swept)"),
+                        ],
+                        default="active",
+                        max_length=8,
+                    ),
+                ),
+                ("reference", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField()),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("cost_nanos", models.BigIntegerField(default=0)),
+                ("charged_nanos", models.BigIntegerField(default=0)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="billing.ledgerentry",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='CreditLot',
+            name="CreditLot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('topup', 'Top-up'), ('bonus', 'Top-up bonus'), ('gift', 'Gift'), ('referral', 'Referral'), ('compensation', 'Compensation'), ('adjustment', 'Adjustment')], max_length=16)),
-                ('pool', models.CharField(choices=[('topup', 'Top-up credits'), ('bonus', 'Bonus & compensation credits')], max_length=8)),
-                ('amount_nanos', models.BigIntegerField()),
-                ('remaining_nanos', models.BigIntegerField()),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.account')),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='billing.creditlot')),
-                ('entry', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='billing.ledgerentry')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("topup", "Top-up"),
+                            ("bonus", "Top-up bonus"),
+                            ("gift", "Gift"),
+                            ("referral", "Referral"),
+                            ("compensation", "Compensation"),
+                            ("adjustment", "Adjustment"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "pool",
+                    models.CharField(
+                        choices=[
+                            ("topup", "Top-up credits"),
+                            ("bonus", "Bonus & compensation credits"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("amount_nanos", models.BigIntegerField()),
+                ("remaining_nanos", models.BigIntegerField()),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="children",
+                        to="billing.creditlot",
+                    ),
+                ),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="billing.ledgerentry",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='LotMovement',
+            name="LotMovement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('delta_nanos', models.BigIntegerField()),
-                ('entry', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='movements', to='billing.ledgerentry')),
-                ('lot', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='movements', to='billing.creditlot')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("delta_nanos", models.BigIntegerField()),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="movements",
+                        to="billing.ledgerentry",
+                    ),
+                ),
+                (
+                    "lot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="movements",
+                        to="billing.creditlot",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Wallet',
+            name="Wallet",
             fields=[
-                ('account', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='wallet', serialize=False, to='accounts.account')),
-                ('topup_nanos', models.BigIntegerField(default=0)),
-                ('bonus_nanos', models.BigIntegerField(default=0)),
-                ('held_nanos', models.BigIntegerField(default=0)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "account",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="wallet",
+                        serialize=False,
+                        to="accounts.account",
+                    ),
+                ),
+                ("topup_nanos", models.BigIntegerField(default=0)),
+                ("bonus_nanos", models.BigIntegerField(default=0)),
+                ("held_nanos", models.BigIntegerField(default=0)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('topup_nanos__gte', 0)), name='wallet_topup_not_negative'), models.CheckConstraint(condition=models.Q(('bonus_nanos__gte', 0)), name='wallet_bonus_not_negative'), models.CheckConstraint(condition=models.Q(('held_nanos__gte', 0)), name='wallet_held_not_negative'), models.CheckConstraint(condition=models.Q(('held_nanos__lte', django.db.models.expressions.CombinedExpression(models.F('topup_nanos'), '+', models.F('bonus_nanos')))), name='wallet_held_within_total')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("topup_nanos__gte", 0)),
+                        name="wallet_topup_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("bonus_nanos__gte", 0)),
+                        name="wallet_bonus_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("held_nanos__gte", 0)),
+                        name="wallet_held_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "held_nanos__lte",
+                                django.db.models.expressions.CombinedExpression(
+                                    models.F("topup_nanos"),
+                                    "+",
+                                    models.F("bonus_nanos"),
+                                ),
+                            )
+                        ),
+                        name="wallet_held_within_total",
+                    ),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='ledgerentry',
-            index=models.Index(fields=['account', 'kind', 'created_at'], name='entry_account_kind'),
+            model_name="ledgerentry",
+            index=models.Index(
+                fields=["account", "kind", "created_at"], name="entry_account_kind"
+            ),
         ),
         migrations.AddIndex(
-            model_name='ledgerentry',
-            index=models.Index(condition=models.Q(('actor__isnull', False)), fields=['actor'], name='entry_actor'),
+            model_name="ledgerentry",
+            index=models.Index(
+                condition=models.Q(("actor__isnull", False)),
+                fields=["actor"],
+                name="entry_actor",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.UniqueConstraint(fields=('account', 'idempotency_key'), name='entry_idempotency_key_unique'),
+            model_name="ledgerentry",
+            constraint=models.UniqueConstraint(
+                fields=("account", "idempotency_key"),
+                name="entry_idempotency_key_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_nanos', django.db.models.expressions.CombinedExpression(models.F('topup_delta_nanos'), '+', models.F('bonus_delta_nanos')))), name='entry_amount_is_split'),
+            model_name="ledgerentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "amount_nanos",
+                        django.db.models.expressions.CombinedExpression(
+                            models.F("topup_delta_nanos"),
+                            "+",
+                            models.F("bonus_delta_nanos"),
+                        ),
+                    )
+                ),
+                name="entry_amount_is_split",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_nanos', 0), _negated=True), name='entry_not_zero'),
+            model_name="ledgerentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_nanos", 0), _negated=True),
+                name="entry_not_zero",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.UniqueConstraint(condition=models.Q(('reverses__isnull', False)), fields=('reverses',), name='entry_reversed_once'),
+            model_name="ledgerentry",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("reverses__isnull", False)),
+                fields=("reverses",),
+                name="entry_reversed_once",
+            ),
         ),
         migrations.AddIndex(
-            model_name='hold',
-            index=models.Index(models.F('expires_at'), condition=models.Q(('state', 'active')), name='hold_active_expiry'),
+            model_name="hold",
+            index=models.Index(
+                models.F("expires_at"),
+                condition=models.Q(("state", "active")),
+                name="hold_active_expiry",
+            ),
         ),
         migrations.AddIndex(
-            model_name='hold',
-            index=models.Index(models.F('account'), condition=models.Q(('state', 'active')), name='hold_active_account'),
+            model_name="hold",
+            index=models.Index(
+                models.F("account"),
+                condition=models.Q(("state", "active")),
+                name="hold_active_account",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='hold',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_nanos__gt', 0)), name='hold_amount_positive'),
+            model_name="hold",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_nanos__gt", 0)), name="hold_amount_positive"
+            ),
         ),
         migrations.AddIndex(
-            model_name='creditlot',
-            index=models.Index(models.F('account'), models.F('pool'), models.F('expires_at'), models.F('created_at'), models.F('id'), name='lot_spending_order'),
+            model_name="creditlot",
+            index=models.Index(
+                models.F("account"),
+                models.F("pool"),
+                models.F("expires_at"),
+                models.F("created_at"),
+                models.F("id"),
+                name="lot_spending_order",
+            ),
         ),
         migrations.AddIndex(
-            model_name='creditlot',
-            index=models.Index(models.F('expires_at'), name='lot_due_to_expire'),
+            model_name="creditlot",
+            index=models.Index(models.F("expires_at"), name="lot_due_to_expire"),
         ),
         migrations.AddConstraint(
-            model_name='creditlot',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_nanos__gt', 0)), name='lot_amount_positive'),
+            model_name="creditlot",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_nanos__gt", 0)), name="lot_amount_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='creditlot',
-            constraint=models.CheckConstraint(condition=models.Q(('remaining_nanos__gte', 0), ('remaining_nanos__lte', models.F('amount_nanos'))), name='lot_remaining_within_amount'),
+            model_name="creditlot",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("remaining_nanos__gte", 0),
+                    ("remaining_nanos__lte", models.F("amount_nanos")),
+                ),
+                name="lot_remaining_within_amount",
+            ),
         ),
     ]

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Account
+
+
+class KeyKind(models.TextChoices):
+    PAYG = "payg", "Pay As You Go"  # calls /v1
+    MANAGEMENT = "management", "Management"  # calls /api/v1
+
+
+class KeyStatus(models.TextChoices):
+    ENABLED = "enabled", "Enabled"
+    DISABLED = "disabled", "Disabled"
+
+
+class LimitReset(models.TextChoices):
+    NONE = "none", "Never"
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+
+
+class ApiKey(models.Model):
+    """An API key of an account. The key itself is never stored: only its HMAC
+    digest, and a display prefix that cannot be used to call anything."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    kind = models.CharField(max_length=12, choices=KeyKind.choices)
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=32)
+    digest = models.CharField(max_length=64, unique=True)
+    status = models.CharField(
+        max_length=8, choices=KeyStatus.choices, default=KeyStatus.ENABLED
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # Written at most once a minute per key, not on every request.
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # Exact: every settled request adds its charge.
+    used_nanos = models.BigIntegerField(default=0)
+    # Optional credit limit per period (UTC). While a request is in flight its
+    # hold counts against the limit too, so concurrent requests cannot pass it.
+    limit_nanos = models.BigIntegerField(null=True, blank=True)
+    limit_reset = models.CharField(
+        max_length=8, choices=LimitReset.choices, default=LimitReset.NONE
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_used_nanos = models.BigIntegerField(default=0)
+    held_nanos = models.BigIntegerField(default=0)
+    disabled_reason = models.CharField(max_length=500, blank=True)
+    disabled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(limit_nanos__isnull=True) | Q(limit_nanos__gt=0),
+                name="apikey_limit_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(held_nanos__gte=0), name="apikey_held_not_negative"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["account", "kind", "-created_at"],
+                name="apikey_account_list",
+                condition=Q(deleted_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.status == KeyStatus.ENABLED and self.deleted_at is None

@@ -1,0 +1,149 @@
+"""Every write to API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Account, User
+from apikeys.errors import ApiKeyError
+from apikeys.models import ApiKey, KeyKind, KeyStatus, LimitReset
+from apikeys.secrets import (
+    MANAGEMENT_PREFIX,
+    PAYG_PREFIX,
+    key_digest,
+    key_display_prefix,
+    key_generate,
+)
+from billing.money import MAX_NANOS
+
+NAME_MAX = 100
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    api_key: ApiKey
+    secret: str  # shown once, never stored
+
+
+@transaction.atomic
+def key_create(
+    *,
+    account: Account,
+    name: str,
+    kind: KeyKind | str = KeyKind.PAYG,
+    limit_nanos: int | None = None,
+    limit_reset: LimitReset | str = LimitReset.NONE,
+) -> CreatedKey:
+    name = _clean_name(name)
+    kind = KeyKind(kind) if kind in KeyKind.values else _bad("kind", kind, KeyKind)
+    limit_nanos, limit_reset = _clean_limit(limit_nanos, limit_reset)
+    secret = key_generate(PAYG_PREFIX if kind == KeyKind.PAYG else MANAGEMENT_PREFIX)
+    api_key = ApiKey.objects.create(
+        account=account,
+        kind=kind,
+        name=name,
+        prefix=key_display_prefix(secret),
+        digest=key_digest(secret),
+        limit_nanos=limit_nanos,
+        limit_reset=limit_reset,
+        period_start=timezone.now() if limit_nanos else None,
+    )
+    return CreatedKey(api_key, secret)
+
+
+_UNSET = object()
+
+
+@transaction.atomic
+def key_update(
+    *,
+    api_key: ApiKey,
+    name: str | None = None,
+    status: KeyStatus | str | None = None,
+    limit_nanos: int | None | object = _UNSET,
+    limit_reset: LimitReset | str | None = None,
+) -> ApiKey:
+    """Rename, enable or disable, or change the credit limit of a key.
+
+    Lock the key row: a concurrent settle adds to its usage under the same lock.
+    """
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk, deleted_at=None)
+    fields = []
+    if name is not None:
+        api_key.name = _clean_name(name)
+        fields.append("name")
+    if status is not None:
+        if status not in KeyStatus.values:
+            _bad("status", status, KeyStatus)
+        api_key.status = status
+        if status == KeyStatus.ENABLED:
+            api_key.disabled_reason = ""
+            api_key.disabled_by = None
+        fields += ["status", "disabled_reason", "disabled_by"]
+    if limit_nanos is not _UNSET or limit_reset is not None:
+        new_limit = api_key.limit_nanos if limit_nanos is _UNSET else limit_nanos
+        new_limit, new_reset = _clean_limit(
+            new_limit, limit_reset or api_key.limit_reset
+        )
+        if new_reset != api_key.limit_reset:
+            api_key.period_start = timezone.now()
+            api_key.period_used_nanos = 0
+        api_key.limit_nanos, api_key.limit_reset = new_limit, new_reset
+        if api_key.period_start is None:
+            api_key.period_start = timezone.now()
+        fields += ["limit_nanos", "limit_reset", "period_start", "period_used_nanos"]
+    if fields:
+        api_key.save(update_fields=fields)
+    return api_key
+
+
+@transaction.atomic
+def key_disable_by_operator(*, api_key: ApiKey, operator: User, reason: str) -> ApiKey:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApiKeyError("a reason is required to disable a key")
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    api_key.status = KeyStatus.DISABLED
+    api_key.disabled_reason = reason[:500]
+    api_key.disabled_by = operator
+    api_key.save(update_fields=["status", "disabled_reason", "disabled_by"])
+    return api_key
+
+
+@transaction.atomic
+def key_delete(*, api_key: ApiKey) -> None:
+    """Delete a key: it stops working at once and leaves the lists, but its row
+    stays so that request logs and usage keep naming it."""
+    ApiKey.objects.filter(pk=api_key.pk, deleted_at=None).update(
+        deleted_at=timezone.now(), status=KeyStatus.DISABLED
+    )
+
+
+def _clean_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ApiKeyError("name: a key needs a name")
+    if len(name) > NAME_MAX:
+        raise ApiKeyError(f"name: at most {NAME_MAX} characters")
+    return name
+
+
+def _clean_limit(limit_nanos, limit_reset) -> tuple[int | None, str]:
+    if limit_reset not in LimitReset.values:
+        _bad("limit_reset", limit_reset, LimitReset)
+    if limit_nanos is None:
+        return None, LimitReset.NONE if limit_reset is None else limit_reset
+    if isinstance(limit_nanos, bool) or not isinstance(limit_nanos, int):
+        raise ApiKeyError("limit: must be an amount in USD")
+    if limit_nanos <= 0:
+        raise ApiKeyError("limit: must be more than zero (leave it empty for none)")
+    if limit_nanos > MAX_NANOS:
+        raise ApiKeyError("limit: too large")
+    return limit_nanos, limit_reset
+
+
+def _bad(field: str, value, choices):
+    raise ApiKeyError(f"{field}: {value!r} is not one of {', '.join(choices.values)}")

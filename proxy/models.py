@@ -1,0 +1,138 @@
+"""The model catalog (providers, models, price versions) and request logs."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Account
+from apikeys.models import ApiKey
+
+
+class Provider(models.Model):
+    """An OpenAI-compatible upstream. Its credential is read from the
+    environment variable it names, never stored in the database."""
+
+    name = models.SlugField(max_length=50, unique=True)
+    base_url = models.URLField(max_length=300)
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Environment variable holding the upstream API key",
+    )
+    connect_timeout_seconds = models.FloatField(default=10)
+    read_timeout_seconds = models.FloatField(
+        default=300, help_text="Longest wait for the next bytes of a response"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelKind(models.TextChoices):
+    CHAT = "chat", "Chat completions"
+    EMBEDDING = "embedding", "Embeddings"
+
+
+class CatalogModel(models.Model):
+    """A model as customers call it: ``provider/model``."""
+
+    id = models.CharField(max_length=100, primary_key=True)
+    provider = models.ForeignKey(
+        Provider, on_delete=models.PROTECT, related_name="models"
+    )
+    upstream = models.CharField(max_length=100, help_text="The model name upstream")
+    kind = models.CharField(max_length=10, choices=ModelKind.choices, default="chat")
+    context_length = models.PositiveIntegerField()
+    max_output_tokens = models.PositiveIntegerField(default=0)
+    tokenizer = models.CharField(
+        max_length=20,
+        default="o200k_base",
+        help_text="tiktoken encoding used to count output when usage is estimated",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "model"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class ModelPrice(models.Model):
+    """Prices per 1M tokens in nano-USD, from ``effective_from`` on. A change of
+    price is a new row, so a request is billed at the price of its time."""
+
+    model = models.ForeignKey(
+        CatalogModel, on_delete=models.PROTECT, related_name="prices"
+    )
+    effective_from = models.DateTimeField(default=timezone.now)
+    input_nanos = models.BigIntegerField()
+    cached_input_nanos = models.BigIntegerField()
+    cache_write_nanos = models.BigIntegerField()
+    output_nanos = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "effective_from"], name="price_version_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(input_nanos__gte=0)
+                & Q(cached_input_nanos__gte=0)
+                & Q(cache_write_nanos__gte=0)
+                & Q(output_nanos__gte=0),
+                name="price_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class RequestLog(models.Model):
+    """One request to /v1: who, what, how it went and what it cost. No request
+    or response bodies."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    model = models.CharField(max_length=100)
+    provider = models.CharField(max_length=50)
+    endpoint = models.CharField(max_length=40)
+    status = models.PositiveSmallIntegerField()
+    error = models.CharField(max_length=300, blank=True)
+    streamed = models.BooleanField(default=False)
+    prompt_tokens = models.IntegerField(default=0)
+    cached_tokens = models.IntegerField(default=0)
+    cache_write_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    reasoning_tokens = models.IntegerField(default=0)
+    usage_estimated = models.BooleanField(default=False)
+    cost_nanos = models.BigIntegerField(default=0)
+    cost_topup_nanos = models.BigIntegerField(default=0)
+    cost_bonus_nanos = models.BigIntegerField(default=0)
+    latency_ms = models.IntegerField(default=0)
+    ttft_ms = models.IntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="log_account_time"),
+            models.Index(fields=["api_key", "-created_at"], name="log_key_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.status} ({self.id})"
