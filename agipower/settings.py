@@ -140,6 +140,7 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        "apikeys.authentication.ManagementKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -161,6 +162,13 @@ BONUS_RATE = Decimal(env.str("BONUS_RATE", default="0.20"))
 BONUS_EXPIRY_DAYS = env.int("BONUS_EXPIRY_DAYS", default=365)
 # A hold not settled within this time was left by a crashed worker.
 HOLD_TTL = timedelta(seconds=env.int("HOLD_TTL_SECONDS", default=900))
+
+# The /v1 proxy. A disabled or deleted key is refused everywhere within the key
+# cache's time; a catalog change applies within the catalog cache's.
+PROXY_KEY_CACHE_SECONDS = env.float("PROXY_KEY_CACHE_SECONDS", default=3.0)
+PROXY_CATALOG_CACHE_SECONDS = env.float("PROXY_CATALOG_CACHE_SECONDS", default=10.0)
+PROXY_DB_POOL_MIN = env.int("PROXY_DB_POOL_MIN", default=2)
+PROXY_DB_POOL_MAX = env.int("PROXY_DB_POOL_MAX", default=16)
 
 # Celery. The default broker keeps its queue in files under var/, so the worker,
 # beat and the web server cooperate with no broker server.

@@ -30,25 +30,21 @@ CREATE TRIGGER billing_lotmovement_append_only
     FOR EACH ROW EXECUTE FUNCTION billing_refuse_change();
 
 
--- Spend p_amount from the account's lots in the spending order (bonus pool
+-- Take p_amount from the account's lots in the spending order (bonus pool
 -- first, soonest expiry first, no expiry last, then oldest; then top-up lots,
--- oldest first), or from one pool only. The caller holds the wallet lock, has
--- checked that the lots cover p_amount, passes the balances before and updates
--- the wallet row itself (once per batch). Writes the journal entry and its lot
--- movements; returns the entry id and the split by pool.
-CREATE OR REPLACE FUNCTION billing_spend(
+-- oldest first), or from one pool only, appending each lot's movement to
+-- lot_ids/deltas. The caller holds the wallet lock and has checked that the
+-- lots cover p_amount; it writes the journal entry and the wallet.
+CREATE OR REPLACE FUNCTION billing_take(
     p_account bigint, p_amount bigint, p_pool text,
-    p_topup_before bigint, p_bonus_before bigint,
-    p_kind text, p_key text, p_description text, p_reference text, p_actor bigint,
-    OUT entry_id bigint, OUT from_topup bigint, OUT from_bonus bigint
+    INOUT lot_ids bigint[], INOUT deltas bigint[],
+    OUT from_topup bigint, OUT from_bonus bigint
 )
 LANGUAGE plpgsql AS $$
 DECLARE
     lot record;
     left_to_take bigint := p_amount;
     take bigint;
-    lot_ids bigint[] := '{}';
-    deltas bigint[] := '{}';
 BEGIN
     from_topup := 0;
     from_bonus := 0;
@@ -76,19 +72,56 @@ BEGIN
         RAISE EXCEPTION 'lots of account % do not cover % nanos (short by %)',
             p_account, p_amount, left_to_take USING ERRCODE = 'AP008';
     END IF;
+END $$;
 
+
+-- Write a debit's journal entry and its lot movements (one per lot, summed).
+CREATE OR REPLACE FUNCTION billing_entry_write(
+    p_account bigint, p_kind text, p_from_topup bigint, p_from_bonus bigint,
+    p_topup_after bigint, p_bonus_after bigint, p_key text, p_description text,
+    p_reference text, p_actor bigint, p_lot_ids bigint[], p_deltas bigint[]
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    new_entry bigint;
+BEGIN
     INSERT INTO billing_ledgerentry (
         account_id, kind, amount_nanos, topup_delta_nanos, bonus_delta_nanos,
         topup_balance_nanos, bonus_balance_nanos, created_at, description,
         reference, method, actor_id, reverses_id, idempotency_key)
     VALUES (
-        p_account, p_kind, -p_amount, -from_topup, -from_bonus,
-        p_topup_before - from_topup, p_bonus_before - from_bonus, clock_timestamp(),
+        p_account, p_kind, -(p_from_topup + p_from_bonus), -p_from_topup, -p_from_bonus,
+        p_topup_after, p_bonus_after, clock_timestamp(),
         p_description, p_reference, '', p_actor, NULL, p_key)
-    RETURNING id INTO entry_id;
+    RETURNING id INTO new_entry;
 
     INSERT INTO billing_lotmovement (entry_id, lot_id, delta_nanos)
-    SELECT billing_spend.entry_id, l, d FROM unnest(lot_ids, deltas) AS m(l, d);
+    SELECT new_entry, l, sum(d) FROM unnest(p_lot_ids, p_deltas) AS m(l, d)
+     GROUP BY l;
+    RETURN new_entry;
+END $$;
+
+
+-- Take p_amount (see billing_take) and write its journal entry; the caller
+-- passes the balances before and updates the wallet row itself (once per
+-- batch). Returns the entry id and the split by pool.
+CREATE OR REPLACE FUNCTION billing_spend(
+    p_account bigint, p_amount bigint, p_pool text,
+    p_topup_before bigint, p_bonus_before bigint,
+    p_kind text, p_key text, p_description text, p_reference text, p_actor bigint,
+    OUT entry_id bigint, OUT from_topup bigint, OUT from_bonus bigint
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+    taken record;
+BEGIN
+    SELECT * INTO taken FROM billing_take(p_account, p_amount, p_pool, '{}', '{}');
+    from_topup := taken.from_topup;
+    from_bonus := taken.from_bonus;
+    entry_id := billing_entry_write(
+        p_account, p_kind, from_topup, from_bonus,
+        p_topup_before - from_topup, p_bonus_before - from_bonus,
+        p_key, p_description, p_reference, p_actor, taken.lot_ids, taken.deltas);
 END $$;
 
 
@@ -206,6 +239,10 @@ BEGIN
     END IF;
     IF h.state = 'active' THEN
         release := h.amount_nanos;
+        IF h.api_key_id IS NOT NULL THEN
+            UPDATE apikeys_apikey SET held_nanos = held_nanos - release
+             WHERE id = h.api_key_id;
+        END IF;
     END IF;
     -- What this request may take: everything not held by other requests.
     charge := least(p_cost, w.topup_nanos + w.bonus_nanos - (w.held_nanos - release));
@@ -258,5 +295,10 @@ BEGIN
     END IF;
     UPDATE billing_wallet SET held_nanos = held_nanos - h.amount_nanos, updated_at = clock_timestamp()
      WHERE account_id = h.account_id;
+    IF h.api_key_id IS NOT NULL THEN
+        -- The hold also counted against its API key's credit limit.
+        UPDATE apikeys_apikey SET held_nanos = held_nanos - h.amount_nanos
+         WHERE id = h.api_key_id;
+    END IF;
     RETURN true;
 END $$;

@@ -1,0 +1,230 @@
+-- The proxy's two statements per request: place a hold before going upstream,
+-- and settle afterwards (many requests of one account at once). Each is one
+-- round trip that commits on its own. Lock order, as everywhere: the wallet
+-- row, then holds, then the API key row.
+
+
+-- When the current credit-limit period of a key began (UTC).
+CREATE OR REPLACE FUNCTION apikey_period_start(p_reset text, p_now timestamptz)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_reset
+        WHEN 'daily' THEN date_trunc('day', p_now AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        WHEN 'weekly' THEN date_trunc('week', p_now AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        WHEN 'monthly' THEN date_trunc('month', p_now AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        ELSE NULL
+    END
+$$;
+
+
+-- Hold p_amount for a request: refused ('insufficient_credits', with what is
+-- available) when the account's available balance is short, or
+-- ('key_limit_reached', with what the key has left) when the key's credit
+-- limit for this period would be passed. Writes nothing when refused.
+CREATE OR REPLACE FUNCTION proxy_hold_place(
+    p_account bigint, p_key bigint, p_amount bigint, p_hold uuid,
+    p_expires timestamptz, p_reference text
+) RETURNS TABLE (refusal text, available bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    k record;
+    period timestamptz;
+    key_left bigint;
+BEGIN
+    UPDATE billing_wallet SET held_nanos = held_nanos + p_amount
+     WHERE account_id = p_account
+       AND topup_nanos + bonus_nanos - held_nanos >= p_amount
+    RETURNING topup_nanos + bonus_nanos - held_nanos INTO available;
+    IF NOT FOUND THEN
+        SELECT w.topup_nanos + w.bonus_nanos - w.held_nanos INTO available
+          FROM billing_wallet w WHERE w.account_id = p_account;
+        refusal := 'insufficient_credits';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    SELECT limit_nanos, limit_reset, period_start, period_used_nanos, held_nanos
+      INTO k FROM apikeys_apikey WHERE id = p_key;
+    IF k.limit_nanos IS NOT NULL THEN
+        period := apikey_period_start(k.limit_reset, clock_timestamp());
+        UPDATE apikeys_apikey
+           SET held_nanos = held_nanos + p_amount,
+               period_used_nanos = CASE WHEN period > period_start THEN 0
+                                        ELSE period_used_nanos END,
+               period_start = greatest(period_start, period)
+         WHERE id = p_key
+           AND limit_nanos - held_nanos - p_amount
+               - CASE WHEN period > period_start THEN 0 ELSE period_used_nanos END >= 0;
+        IF NOT FOUND THEN
+            -- Undo the wallet's hold: this statement writes nothing after all.
+            UPDATE billing_wallet SET held_nanos = held_nanos - p_amount
+             WHERE account_id = p_account;
+            SELECT greatest(limit_nanos - held_nanos
+                            - CASE WHEN period > period_start THEN 0
+                                   ELSE period_used_nanos END, 0)
+              INTO key_left FROM apikeys_apikey WHERE id = p_key;
+            refusal := 'key_limit_reached';
+            available := key_left;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END IF;
+
+    INSERT INTO billing_hold (id, account_id, amount_nanos, state, reference,
+                              api_key_id, created_at, expires_at, cost_nanos,
+                              charged_nanos)
+    VALUES (p_hold, p_account, p_amount, 'active', p_reference,
+            CASE WHEN k.limit_nanos IS NOT NULL THEN p_key END,
+            clock_timestamp(), p_expires, 0, 0);
+    refusal := NULL;
+    RETURN NEXT;
+END $$;
+
+
+-- Settle a batch of finished requests of one account, and log them all:
+-- p_items is a JSON array of objects with the request log's fields plus
+-- "hold" (uuid or null, for a request refused before any hold), "api_key" and
+-- "cost" (nanos). Each active hold is released and its cost charged in the
+-- spending order, never more than is available (a shortfall is noted on the
+-- request's log); the batch's charges become one `usage` journal entry. The
+-- keys' usage and last-used time are updated once per key. Answers one row
+-- per item, in order: what it was charged and from which pool.
+CREATE OR REPLACE FUNCTION proxy_settle_many(
+    p_account bigint, p_items jsonb, p_entry_key text, p_description text
+) RETURNS TABLE (hold uuid, charged bigint, from_topup bigint, from_bonus bigint,
+                 entry_id bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    w billing_wallet;
+    topup bigint;
+    bonus bigint;
+    held bigint;
+    item record;
+    h billing_hold;
+    release bigint;
+    charge bigint;
+    taken record;
+    lot_ids bigint[] := '{}';
+    deltas bigint[] := '{}';
+    total_topup bigint := 0;
+    total_bonus bigint := 0;
+    new_entry bigint;
+    -- One element per item, in order.
+    holds uuid[] := '{}';
+    costs bigint[] := '{}';
+    charges bigint[] := '{}';
+    topups bigint[] := '{}';
+    bonuses bigint[] := '{}';
+    keys bigint[] := '{}';
+    key_releases bigint[] := '{}';
+    settle_now boolean[] := '{}';
+BEGIN
+    SELECT * INTO w FROM billing_wallet WHERE account_id = p_account FOR UPDATE;
+    topup := w.topup_nanos;
+    bonus := w.bonus_nanos;
+    held := w.held_nanos;
+
+    FOR item IN
+        SELECT (value->>'hold')::uuid AS hold_id, (value->>'cost')::bigint AS cost,
+               (value->>'api_key')::bigint AS key_id
+          FROM jsonb_array_elements(p_items)
+    LOOP
+        release := 0;
+        charge := 0;
+        h := NULL;
+        taken := NULL;
+        IF item.hold_id IS NOT NULL THEN
+            SELECT * INTO h FROM billing_hold WHERE id = item.hold_id;
+        END IF;
+        IF h.state = 'settled' THEN
+            -- Settled already (a retried batch): charge nothing again.
+            charge := h.charged_nanos;
+        ELSE
+            IF h.state = 'active' THEN
+                release := h.amount_nanos;
+            END IF;
+            -- What this request may take: everything not held by other requests.
+            charge := greatest(least(item.cost, topup + bonus - (held - release)), 0);
+            IF charge > 0 THEN
+                SELECT * INTO taken
+                  FROM billing_take(p_account, charge, NULL, lot_ids, deltas);
+                lot_ids := taken.lot_ids;
+                deltas := taken.deltas;
+                topup := topup - taken.from_topup;
+                bonus := bonus - taken.from_bonus;
+                total_topup := total_topup + taken.from_topup;
+                total_bonus := total_bonus + taken.from_bonus;
+            END IF;
+            held := held - release;
+        END IF;
+        holds := holds || item.hold_id;
+        costs := costs || item.cost;
+        charges := charges || charge;
+        topups := topups || coalesce(taken.from_topup, 0);
+        bonuses := bonuses || coalesce(taken.from_bonus, 0);
+        keys := keys || item.key_id;
+        key_releases := key_releases || CASE WHEN h.api_key_id IS NOT NULL
+                                              AND h.state = 'active'
+                                             THEN h.amount_nanos ELSE 0 END;
+        settle_now := settle_now || (h.state IS NOT NULL AND h.state <> 'settled');
+    END LOOP;
+
+    IF total_topup + total_bonus > 0 THEN
+        new_entry := billing_entry_write(
+            p_account, 'usage', total_topup, total_bonus, topup, bonus, p_entry_key,
+            p_description, p_entry_key, NULL, lot_ids, deltas);
+    END IF;
+    IF topup <> w.topup_nanos OR bonus <> w.bonus_nanos OR held <> w.held_nanos THEN
+        UPDATE billing_wallet
+           SET topup_nanos = topup, bonus_nanos = bonus, held_nanos = held,
+               updated_at = clock_timestamp()
+         WHERE account_id = p_account;
+    END IF;
+
+    UPDATE billing_hold b
+       SET state = 'settled', closed_at = clock_timestamp(), cost_nanos = s.cost,
+           charged_nanos = s.charged,
+           entry_id = CASE WHEN s.charged > 0 THEN new_entry END
+      FROM unnest(holds, costs, charges, settle_now) AS s(hold, cost, charged, now_)
+     WHERE b.id = s.hold AND s.now_;
+
+    UPDATE apikeys_apikey k
+       SET used_nanos = used_nanos + u.charged,
+           period_used_nanos = period_used_nanos + u.limited_charged,
+           held_nanos = held_nanos - u.released,
+           last_used_at = CASE WHEN last_used_at IS NULL
+                                 OR last_used_at < clock_timestamp() - interval '60 seconds'
+                               THEN clock_timestamp() ELSE last_used_at END
+      FROM (SELECT key_id, sum(charged) AS charged, sum(released) AS released,
+                   sum(CASE WHEN released > 0 THEN charged ELSE 0 END) AS limited_charged
+              FROM unnest(keys, charges, key_releases, settle_now)
+                   AS s(key_id, charged, released, now_)
+             WHERE key_id IS NOT NULL AND now_ IS NOT FALSE
+             GROUP BY key_id) u
+     WHERE k.id = u.key_id;
+
+    INSERT INTO proxy_requestlog (
+        id, account_id, api_key_id, model, provider, endpoint, status, error,
+        streamed, prompt_tokens, cached_tokens, cache_write_tokens,
+        completion_tokens, reasoning_tokens, usage_estimated, cost_nanos,
+        cost_topup_nanos, cost_bonus_nanos, latency_ms, ttft_ms, created_at)
+    SELECT (i.value->>'id')::uuid, p_account, (i.value->>'api_key')::bigint,
+           i.value->>'model', i.value->>'provider', i.value->>'endpoint',
+           (i.value->>'status')::int,
+           left(coalesce(i.value->>'error', '')
+                || CASE WHEN charges[i.n] < costs[i.n]
+                        THEN ' (the balance covered only part of the cost)'
+                        ELSE '' END, 300),
+           (i.value->>'streamed')::boolean,
+           (i.value->>'prompt_tokens')::int, (i.value->>'cached_tokens')::int,
+           (i.value->>'cache_write_tokens')::int, (i.value->>'completion_tokens')::int,
+           (i.value->>'reasoning_tokens')::int, (i.value->>'usage_estimated')::boolean,
+           charges[i.n], topups[i.n], bonuses[i.n], (i.value->>'latency_ms')::int,
+           (i.value->>'ttft_ms')::int, (i.value->>'created_at')::timestamptz
+      FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(value, n)
+    ON CONFLICT (id) DO NOTHING;
+
+    RETURN QUERY SELECT s.hold, s.charged, s.topup, s.bonus, new_entry
+                   FROM unnest(holds, charges, topups, bonuses) AS s(hold, charged, topup, bonus);
+END $$;

@@ -1,0 +1,75 @@
+"""Server-sent events from upstream, passed through as they come.
+
+The relay looks inside events only as much as billing needs: it keeps the
+usage event (and drops it if the client did not ask for usage: upstream is
+always asked for it), holds back the final ``[DONE]`` until the request is
+settled, and keeps what was delivered so that output can be counted offline
+when the stream ends early.
+"""
+
+from __future__ import annotations
+
+import json
+
+DONE = b"data: [DONE]"
+
+
+class SseRelay:
+    def __init__(self, *, wants_usage: bool):
+        self.wants_usage = wants_usage
+        self.done = False
+        self.usage: dict | None = None
+        self.content_seen = False
+        self._buffer = b""
+        self._delivered: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Take bytes from upstream; answer the bytes to send to the client."""
+        data = self._buffer + chunk
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        events = data.split(b"\n\n")
+        self._buffer = events.pop()
+        out = []
+        for event in events:
+            if not event.strip() or self.done:
+                continue
+            if event.startswith(DONE):
+                self.done = True
+                continue
+            if b'"usage":{' in event or b'"usage": {' in event:
+                parsed = _data(event)
+                if isinstance(parsed.get("usage"), dict):
+                    self.usage = parsed["usage"]
+                if not parsed.get("choices") and not self.wants_usage:
+                    continue
+            else:
+                self._delivered.append(event)
+                if not self.content_seen and b'"content"' in event:
+                    self.content_seen = True
+            out.append(event)
+            out.append(b"\n\n")
+        return b"".join(out)
+
+    def delivered_text(self) -> str:
+        """The text of every choice delivered so far (content and reasoning)."""
+        text = []
+        for event in self._delivered:
+            for choice in _data(event).get("choices") or []:
+                delta = choice.get("delta") or {}
+                for name in ("content", "reasoning_content", "reasoning"):
+                    value = delta.get(name)
+                    if isinstance(value, str):
+                        text.append(value)
+        return "".join(text)
+
+
+def _data(event: bytes) -> dict:
+    payload = b"".join(
+        line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")
+    )
+    try:
+        parsed = json.loads(payload)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
