@@ -105,6 +105,8 @@ DECLARE
     release bigint;
     charge bigint;
     taken record;
+    took_topup bigint;
+    took_bonus bigint;
     lot_ids bigint[] := '{}';
     deltas bigint[] := '{}';
     total_topup bigint := 0;
@@ -133,7 +135,8 @@ BEGIN
         release := 0;
         charge := 0;
         h := NULL;
-        taken := NULL;
+        took_topup := 0;
+        took_bonus := 0;
         IF item.hold_id IS NOT NULL THEN
             SELECT * INTO h FROM billing_hold WHERE id = item.hold_id;
         END IF;
@@ -151,18 +154,20 @@ BEGIN
                   FROM billing_take(p_account, charge, NULL, lot_ids, deltas);
                 lot_ids := taken.lot_ids;
                 deltas := taken.deltas;
-                topup := topup - taken.from_topup;
-                bonus := bonus - taken.from_bonus;
-                total_topup := total_topup + taken.from_topup;
-                total_bonus := total_bonus + taken.from_bonus;
+                took_topup := taken.from_topup;
+                took_bonus := taken.from_bonus;
+                topup := topup - took_topup;
+                bonus := bonus - took_bonus;
+                total_topup := total_topup + took_topup;
+                total_bonus := total_bonus + took_bonus;
             END IF;
             held := held - release;
         END IF;
         holds := holds || item.hold_id;
         costs := costs || item.cost;
         charges := charges || charge;
-        topups := topups || coalesce(taken.from_topup, 0);
-        bonuses := bonuses || coalesce(taken.from_bonus, 0);
+        topups := topups || took_topup;
+        bonuses := bonuses || took_bonus;
         keys := keys || item.key_id;
         key_releases := key_releases || CASE WHEN h.api_key_id IS NOT NULL
                                               AND h.state = 'active'
