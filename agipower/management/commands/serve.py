@@ -26,10 +26,19 @@ class Command(BaseCommand):
             "--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2"))
         )
 
+    def load_catalog_once(self):
+        """The shipped catalog, on the first start only: afterwards operators
+        own the catalog (admin, or load_catalog)."""
+        from proxy.models import CatalogModel
+
+        if not CatalogModel.objects.exists():
+            call_command("load_catalog", str(settings.BASE_DIR / "proxy" / "catalog.yaml"))
+
     def handle(self, *args, host, port, web_workers, **options):
         call_command("migrate", interactive=False, verbosity=1)
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("ensure_operator")
+        self.load_catalog_once()
         python = sys.executable
         commands = {
             "web": [

@@ -1,0 +1,569 @@
+"""Loading the model catalog from its YAML form, and the price of a model at a time.
+
+The file is checked as a whole before anything is written: a file with one bad
+entry changes nothing. Loading is declarative for what the file lists (each
+listed provider and model ends up as the file says, optional keys included,
+their defaults applied) and leaves alone what it does not list.
+
+A price is never changed in place: when the file's price differs from the
+current one, a new ``ModelPrice`` version starts at ``now``, so requests made
+before keep the price of their time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone
+
+from billing.money import MoneyError, usd_to_nanos
+from proxy.models import CatalogModel, ModelKind, ModelPrice, Provider
+
+TOKENIZERS = ("o200k_base", "cl100k_base")
+PRICE_KEYS = ("input", "output", "cached_input", "cache_write")
+
+# Provider.name is a SlugField; a model id is "<provider>/<name upstream or alias>".
+_PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_MODEL_ID = re.compile(r"^([^/\s]+)/(\S+)$")
+# Only the name of a variable is stored; this also stops a pasted key (sk-...).
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+_PROVIDER_KEYS = {
+    "name",
+    "base_url",
+    "api_key_env",
+    "connect_timeout_seconds",
+    "read_timeout_seconds",
+}
+_MODEL_KEYS = {
+    "id",
+    "provider",
+    "upstream",
+    "kind",
+    "context_length",
+    "max_output_tokens",
+    "tokenizer",
+    "prices_per_million_usd",
+    "active",
+}
+_PROVIDER_DEFAULTS = {"connect_timeout_seconds": 10.0, "read_timeout_seconds": 300.0}
+_ID_MAX = CatalogModel._meta.get_field("id").max_length
+_UPSTREAM_MAX = CatalogModel._meta.get_field("upstream").max_length
+_NAME_MAX = Provider._meta.get_field("name").max_length
+_URL_MAX = Provider._meta.get_field("base_url").max_length
+_ENV_MAX = Provider._meta.get_field("api_key_env").max_length
+_POSITIVE_INT_MAX = 2_147_483_647  # PositiveIntegerField on PostgreSQL
+
+
+class CatalogError(Exception):
+    """A catalog that cannot be loaded; nothing was written.
+
+    ``problems`` lists every problem found, each naming the entry and field.
+    """
+
+    code = "catalog_invalid"
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(
+            "the catalog was not loaded, nothing was written:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Per 1M tokens, in nano-USD."""
+
+    input_nanos: int
+    cached_input_nanos: int
+    cache_write_nanos: int
+    output_nanos: int
+
+    @classmethod
+    def of(cls, price: ModelPrice) -> Prices:
+        return cls(
+            input_nanos=price.input_nanos,
+            cached_input_nanos=price.cached_input_nanos,
+            cache_write_nanos=price.cache_write_nanos,
+            output_nanos=price.output_nanos,
+        )
+
+
+@dataclass
+class LoadReport:
+    """What a load did. Lists hold model ids and provider names."""
+
+    providers_created: list[str] = field(default_factory=list)
+    # name -> the fields that changed
+    providers_updated: dict[str, list[str]] = field(default_factory=dict)
+    providers_unchanged: list[str] = field(default_factory=list)
+    models_created: list[str] = field(default_factory=list)
+    models_updated: dict[str, list[str]] = field(default_factory=dict)
+    models_unchanged: list[str] = field(default_factory=list)
+    # Existing models that got a new price version (new models not included).
+    prices_changed: list[str] = field(default_factory=list)
+    # In the database but not in the file: left as they were.
+    models_not_in_file: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.providers_created
+            or self.providers_updated
+            or self.models_created
+            or self.models_updated
+            or self.prices_changed
+        )
+
+    def summary(self) -> str:
+        def details(updated: dict[str, list[str]]) -> str:
+            return "".join(
+                f"\n    {name}: {', '.join(fields)}" for name, fields in updated.items()
+            )
+
+        lines = [
+            f"providers: {len(self.providers_created)} created, "
+            f"{len(self.providers_updated)} updated, "
+            f"{len(self.providers_unchanged)} unchanged"
+            + details(self.providers_updated),
+            f"models: {len(self.models_created)} created, "
+            f"{len(self.models_updated)} updated, "
+            f"{len(self.models_unchanged)} unchanged" + details(self.models_updated),
+            f"prices changed: {len(self.prices_changed)}"
+            + "".join(f"\n    {model_id}" for model_id in self.prices_changed),
+        ]
+        if self.models_not_in_file:
+            lines.append(
+                f"left alone (in the database, not in the file): "
+                f"{', '.join(self.models_not_in_file)}"
+            )
+        if not self.changed:
+            lines.append("nothing changed")
+        return "\n".join(lines)
+
+
+# --- Reading and checking the file ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ProviderSpec:
+    name: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _ModelSpec:
+    id: str
+    provider: str
+    values: dict[str, Any]
+    prices: Prices
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(
+    entry: dict, key: str, where: str, problems: _Problems, *, max_length: int
+) -> str | None:
+    value = entry.get(key)
+    if value is None:
+        problems.add(where, f"{key} is missing")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        problems.add(where, f"{key} must be a non-empty string, not {value!r}")
+        return None
+    value = value.strip()
+    if len(value) > max_length:
+        problems.add(where, f"{key} is longer than {max_length} characters")
+        return None
+    return value
+
+
+def _unknown_keys(entry: dict, allowed: set[str], where: str, problems: _Problems):
+    # A misspelt optional key would otherwise be silently ignored.
+    for key in sorted(set(entry) - allowed, key=str):
+        problems.add(
+            where, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _provider_spec(entry: Any, index: int, problems: _Problems) -> _ProviderSpec | None:
+    where = f"providers[{index}]"
+    if not isinstance(entry, dict):
+        problems.add(where, "must be a mapping of name, base_url, api_key_env")
+        return None
+    if isinstance(entry.get("name"), str):
+        where = f"provider {entry['name']!r}"
+    _unknown_keys(entry, _PROVIDER_KEYS, where, problems)
+    count = len(problems.items)
+
+    name = _text(entry, "name", where, problems, max_length=_NAME_MAX)
+    if name is not None and not _PROVIDER_NAME.match(name):
+        problems.add(
+            where,
+            f"name {name!r} must be lowercase letters, digits, '-' or '_' "
+            "(it is the first part of model ids)",
+        )
+    base_url = _text(entry, "base_url", where, problems, max_length=_URL_MAX)
+    if base_url is not None:
+        try:
+            URLValidator(schemes=["http", "https"])(base_url)
+        except ValidationError:
+            problems.add(where, f"base_url {base_url!r} is not an http(s) URL")
+    api_key_env = entry.get("api_key_env")
+    if api_key_env is None:
+        problems.add(
+            where,
+            "api_key_env is missing (the name of the environment variable holding "
+            'the key; "" for an upstream that needs none)',
+        )
+    elif not isinstance(api_key_env, str) or (
+        api_key_env and not ENV_VAR_NAME.match(api_key_env)
+    ):
+        problems.add(
+            where,
+            "api_key_env must be the name of an environment variable such as "
+            "OPENAI_API_KEY, never the key itself",
+        )
+    elif len(api_key_env) > _ENV_MAX:
+        problems.add(where, f"api_key_env is longer than {_ENV_MAX} characters")
+    timeouts = {}
+    for key, default in _PROVIDER_DEFAULTS.items():
+        value = entry.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            problems.add(where, f"{key} must be a positive number of seconds")
+        else:
+            timeouts[key] = float(value)
+
+    if len(problems.items) > count:
+        return None
+    return _ProviderSpec(
+        name=name, values={"base_url": base_url, "api_key_env": api_key_env, **timeouts}
+    )
+
+
+def _price(value: Any, key: str, where: str, problems: _Problems) -> int | None:
+    label = f"prices_per_million_usd.{key}"
+    if isinstance(value, float):
+        problems.add(
+            where,
+            f"{label} is the unquoted number {value!r}; write prices as quoted "
+            f'decimal strings, e.g. {key}: "{value}" (a float cannot hold a price '
+            "exactly)",
+        )
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        problems.add(where, f'{label} must be a decimal string such as "1.25"')
+        return None
+    try:
+        nanos = usd_to_nanos(value)
+    except MoneyError as error:
+        problems.add(where, f"{label}: {error}")
+        return None
+    if nanos < 0:
+        problems.add(where, f"{label} must not be negative, got {value!r}")
+        return None
+    return nanos
+
+
+def _prices(entry: dict, where: str, problems: _Problems) -> Prices | None:
+    prices = entry.get("prices_per_million_usd")
+    if not isinstance(prices, dict):
+        problems.add(
+            where,
+            "prices_per_million_usd is missing or not a mapping "
+            '(e.g. {input: "1.25", output: "10"})',
+        )
+        return None
+    for key in sorted(set(prices) - set(PRICE_KEYS), key=str):
+        problems.add(
+            where,
+            f"prices_per_million_usd has an unknown key {key!r} "
+            f"(allowed: {', '.join(PRICE_KEYS)})",
+        )
+    nanos: dict[str, int | None] = {}
+    for key in PRICE_KEYS:
+        if key in prices:
+            nanos[key] = _price(prices[key], key, where, problems)
+        elif key in ("input", "output"):
+            problems.add(where, f"prices_per_million_usd.{key} is missing")
+            nanos[key] = None
+    if any(value is None for value in nanos.values()):
+        return None
+    # Upstreams that do not price cache reads or writes bill them as input.
+    return Prices(
+        input_nanos=nanos["input"],
+        cached_input_nanos=nanos.get("cached_input", nanos["input"]),
+        cache_write_nanos=nanos.get("cache_write", nanos["input"]),
+        output_nanos=nanos["output"],
+    )
+
+
+def model_id_problem(model_id: str, provider_name: str) -> str | None:
+    """Why ``model_id`` cannot be the id of a model of ``provider_name``, or None."""
+    match = _MODEL_ID.match(model_id)
+    if not match:
+        return f"id {model_id!r} must look like 'provider/model', e.g. 'openai/gpt-5'"
+    if match.group(1) != provider_name:
+        return (
+            f"id {model_id!r} starts with {match.group(1)!r} but its provider is "
+            f"{provider_name!r}"
+        )
+    return None
+
+
+def _model_spec(
+    entry: Any, index: int, providers: set[str], problems: _Problems
+) -> _ModelSpec | None:
+    where = f"models[{index}]"
+    if not isinstance(entry, dict):
+        problems.add(where, "must be a mapping with id, provider, upstream, ...")
+        return None
+    if isinstance(entry.get("id"), str):
+        where = f"model {entry['id']!r}"
+    _unknown_keys(entry, _MODEL_KEYS, where, problems)
+    count = len(problems.items)
+
+    model_id = _text(entry, "id", where, problems, max_length=_ID_MAX)
+    provider = _text(entry, "provider", where, problems, max_length=_NAME_MAX)
+    if provider is not None and provider not in providers:
+        problems.add(
+            where,
+            f"unknown provider {provider!r}: list it under providers "
+            f"(known: {', '.join(sorted(providers)) or 'none'})",
+        )
+    if model_id is not None and provider is not None:
+        problem = model_id_problem(model_id, provider)
+        if problem:
+            problems.add(where, problem)
+    upstream = _text(entry, "upstream", where, problems, max_length=_UPSTREAM_MAX)
+
+    kind = entry.get("kind", ModelKind.CHAT.value)
+    if kind not in ModelKind.values:
+        problems.add(
+            where, f"kind must be one of {', '.join(ModelKind.values)}, not {kind!r}"
+        )
+    context_length = entry.get("context_length")
+    if not _is_int(context_length) or not 0 < context_length <= _POSITIVE_INT_MAX:
+        problems.add(
+            where,
+            f"context_length must be a positive whole number of tokens, "
+            f"not {context_length!r}",
+        )
+    max_output = entry.get("max_output_tokens")
+    if not _is_int(max_output) or not 0 <= max_output <= _POSITIVE_INT_MAX:
+        problems.add(
+            where,
+            f"max_output_tokens must be a whole number of tokens, not {max_output!r}",
+        )
+    elif max_output == 0 and kind == ModelKind.CHAT:
+        problems.add(
+            where,
+            "max_output_tokens must be positive for a chat model (0 is for embeddings)",
+        )
+    elif _is_int(context_length) and max_output > context_length:
+        problems.add(
+            where,
+            f"max_output_tokens ({max_output}) exceeds context_length "
+            f"({context_length})",
+        )
+    tokenizer = entry.get("tokenizer", TOKENIZERS[0])
+    if tokenizer not in TOKENIZERS:
+        problems.add(
+            where,
+            f"tokenizer must be one of {', '.join(TOKENIZERS)}, not {tokenizer!r}",
+        )
+    active = entry.get("active", True)
+    if not isinstance(active, bool):
+        problems.add(where, f"active must be true or false, not {active!r}")
+    prices = _prices(entry, where, problems)
+
+    if len(problems.items) > count:
+        return None
+    return _ModelSpec(
+        id=model_id,
+        provider=provider,
+        values={
+            "upstream": upstream,
+            "kind": kind,
+            "context_length": context_length,
+            "max_output_tokens": max_output,
+            "tokenizer": tokenizer,
+            "active": active,
+        },
+        prices=prices,
+    )
+
+
+def _specs(data: Any) -> tuple[list[_ProviderSpec], list[_ModelSpec]]:
+    problems = _Problems()
+    if not isinstance(data, dict):
+        raise CatalogError(["the catalog must be a mapping with providers and models"])
+    _unknown_keys(data, {"providers", "models"}, "catalog", problems)
+    raw_providers = data.get("providers")
+    raw_models = data.get("models")
+    raw_providers = [] if raw_providers is None else raw_providers
+    raw_models = [] if raw_models is None else raw_models
+    if not isinstance(raw_providers, list):
+        problems.add("catalog", "providers must be a list")
+        raw_providers = []
+    if not isinstance(raw_models, list):
+        problems.add("catalog", "models must be a list")
+        raw_models = []
+
+    providers: list[_ProviderSpec] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(raw_providers):
+        spec = _provider_spec(entry, index, problems)
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                problems.add(f"provider {name!r}", "listed twice")
+            seen.add(name)
+        if spec is not None:
+            providers.append(spec)
+
+    # Providers already in the database are known too. ``seen`` includes file
+    # entries with problems of their own, so that their models are not blamed.
+    known = seen | set(Provider.objects.values_list("name", flat=True))
+    models: list[_ModelSpec] = []
+    ids: set[str] = set()
+    for index, entry in enumerate(raw_models):
+        spec = _model_spec(entry, index, known, problems)
+        model_id = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(model_id, str):
+            if model_id in ids:
+                problems.add(f"model {model_id!r}", "duplicate id: listed twice")
+            ids.add(model_id)
+        if spec is not None:
+            models.append(spec)
+
+    if problems.items:
+        raise CatalogError(problems.items)
+    return providers, models
+
+
+# --- Writing --------------------------------------------------------------------
+
+
+def _changed_fields(instance, values: dict[str, Any]) -> list[str]:
+    return [name for name, value in values.items() if getattr(instance, name) != value]
+
+
+@transaction.atomic
+def catalog_load(*, data: dict, now: datetime | None = None) -> LoadReport:
+    """Make the providers and models listed in ``data`` (the parsed YAML) what it
+    says; a changed price becomes a new price version effective ``now``."""
+    now = now or timezone.now()
+    provider_specs, model_specs = _specs(data)
+    report = LoadReport()
+
+    # Lock the rows we may update, so two loads run one after another.
+    existing = {
+        p.name: p
+        for p in Provider.objects.select_for_update().filter(
+            name__in=[s.name for s in provider_specs]
+        )
+    }
+    for spec in provider_specs:
+        provider = existing.get(spec.name)
+        if provider is None:
+            Provider.objects.create(name=spec.name, created_at=now, **spec.values)
+            report.providers_created.append(spec.name)
+            continue
+        changed = _changed_fields(provider, spec.values)
+        if changed:
+            for name in changed:
+                setattr(provider, name, spec.values[name])
+            provider.save(update_fields=changed)
+            report.providers_updated[spec.name] = changed
+        else:
+            report.providers_unchanged.append(spec.name)
+
+    providers = {
+        p.name: p
+        for p in Provider.objects.filter(name__in={s.provider for s in model_specs})
+    }
+    models = {
+        m.id: m
+        for m in CatalogModel.objects.select_for_update().filter(
+            id__in=[s.id for s in model_specs]
+        )
+    }
+    for spec in model_specs:
+        values = {**spec.values, "provider_id": providers[spec.provider].id}
+        model = models.get(spec.id)
+        if model is None:
+            model = CatalogModel.objects.create(id=spec.id, created_at=now, **values)
+            _price_add(model=model, prices=spec.prices, now=now)
+            report.models_created.append(spec.id)
+            continue
+        changed = _changed_fields(model, values)
+        if changed:
+            for name in changed:
+                setattr(model, name, values[name])
+            model.save(update_fields=changed)
+            report.models_updated[spec.id] = [
+                "provider" if name == "provider_id" else name for name in changed
+            ]
+        current = _price_current(model_id=spec.id, when=now)
+        if current is None or Prices.of(current) != spec.prices:
+            _price_add(model=model, prices=spec.prices, now=now)
+            report.prices_changed.append(spec.id)
+        if not changed and spec.id not in report.prices_changed:
+            report.models_unchanged.append(spec.id)
+
+    report.models_not_in_file = list(
+        CatalogModel.objects.exclude(id__in=[s.id for s in model_specs])
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    return report
+
+
+def _price_add(*, model: CatalogModel, prices: Prices, now: datetime) -> ModelPrice:
+    return ModelPrice.objects.create(
+        model=model,
+        effective_from=now,
+        created_at=now,
+        input_nanos=prices.input_nanos,
+        cached_input_nanos=prices.cached_input_nanos,
+        cache_write_nanos=prices.cache_write_nanos,
+        output_nanos=prices.output_nanos,
+    )
+
+
+# --- Reading --------------------------------------------------------------------
+
+
+def _price_current(*, model_id: str, when: datetime) -> ModelPrice | None:
+    return (
+        ModelPrice.objects.filter(model_id=model_id, effective_from__lte=when)
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def price_at(*, model_id: str, when: datetime) -> ModelPrice:
+    """The price version of ``model_id`` in force at ``when``: the latest one
+    that started at or before it."""
+    price = _price_current(model_id=model_id, when=when)
+    if price is None:
+        raise ModelPrice.DoesNotExist(f"{model_id} has no price at {when.isoformat()}")
+    return price
