@@ -405,10 +405,21 @@ class ProxyApp:
             sock_connect=provider.connect_timeout,
             sock_read=provider.read_timeout,
         )
-        try:
-            response = await self.http.post(
+        request = asyncio.ensure_future(
+            self.http.post(
                 url, data=json.dumps(upstream_request), headers=headers, timeout=timeout
             )
+        )
+        # A client that goes away before upstream answers cancels the call.
+        client.on_gone(request.cancel)
+        try:
+            response = await request
+        except asyncio.CancelledError:
+            if not client.gone:
+                raise
+            call.status, call.error = 499, "client closed the request"
+            await self.finish(call)
+            return
         except TimeoutError:
             raise ApiError(
                 504,

@@ -36,6 +36,13 @@ def platform(django_db_setup, django_db_blocker, upstream):
         database_url=url, env={"FAKE_UPSTREAM_KEY": "sk-upstream-test"}
     ) as process:
         yield process
+    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+        # Connections of platform processes killed by tests, so that the test
+        # database can be dropped.
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture
