@@ -2,6 +2,7 @@
 
 from django.urls import re_path
 
+from apikeys import api as apikeys_api
 from billing import api as billing_api
 
 urlpatterns = [
@@ -15,5 +16,16 @@ urlpatterns = [
         r"^transactions/?$",
         billing_api.TransactionListView.as_view(),
         name="api-transactions",
+    ),
+    re_path(r"^keys/?$", apikeys_api.KeyListView.as_view(), name="api-keys"),
+    re_path(
+        r"^keys/(?P<key_id>[0-9]+)/?$",
+        apikeys_api.KeyDetailView.as_view(),
+        name="api-key",
+    ),
+    re_path(
+        r"^requests/?$",
+        apikeys_api.RequestLogListView.as_view(),
+        name="api-requests",
     ),
 ]

@@ -12,5 +12,7 @@ urlpatterns = [
         name="api-docs",
     ),
     path("console/", include("billing.urls", namespace="console")),
+    # /console/keys…: the API Keys pages (their own namespace, "keys").
+    path("console/", include("apikeys.urls", namespace="keys")),
     path("", include("accounts.urls")),
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account, User
@@ -120,6 +122,19 @@ def key_delete(*, api_key: ApiKey) -> None:
     ApiKey.objects.filter(pk=api_key.pk, deleted_at=None).update(
         deleted_at=timezone.now(), status=KeyStatus.DISABLED
     )
+
+
+# last_used_at is written at most this often per key, not on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def key_mark_used(*, api_key: ApiKey) -> None:
+    """Record that a key was just used. A conditional UPDATE without a lock, so
+    busy keys cost one write a minute and never wait on a settle."""
+    now = timezone.now()
+    ApiKey.objects.filter(pk=api_key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    ).update(last_used_at=now)
 
 
 def _clean_name(name: str | None) -> str:

@@ -46,9 +46,10 @@ class PlatformProcess:
         self.workers = workers
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(
+        # Kept open while the process runs; read back by output().
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
             prefix="platform-", suffix=".log", delete=False
-        )  # noqa: SIM115
+        )
 
     def start(self) -> PlatformProcess:
         env = {

@@ -93,7 +93,7 @@ def test_concurrent_requests_never_spend_more_than_the_balance(
     assert statuses.count(402) > 0 and statuses.count(200) > 0
     balance = balance_get(account=bob.account)
     assert balance.held_nanos == 0
-    assert 0 <= balance.total_nanos
+    assert balance.total_nanos >= 0
     assert peak_held <= usd_to_nanos("0.10")
     spent = usd_to_nanos("0.10") - balance.total_nanos
     logs = RequestLog.objects.filter(account=bob.account)

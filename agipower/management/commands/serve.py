@@ -32,7 +32,9 @@ class Command(BaseCommand):
         from proxy.models import CatalogModel
 
         if not CatalogModel.objects.exists():
-            call_command("load_catalog", str(settings.BASE_DIR / "proxy" / "catalog.yaml"))
+            call_command(
+                "load_catalog", str(settings.BASE_DIR / "proxy" / "catalog.yaml")
+            )
 
     def handle(self, *args, host, port, web_workers, **options):
         call_command("migrate", interactive=False, verbosity=1)
