@@ -26,6 +26,7 @@ from billing.money import format_usd, nanos_to_decimal
 from proxy import streaming
 from proxy.caches import TtlCache
 from proxy.catalog import Model, catalog_load
+from proxy.batching import Ledger
 from proxy.db import pool_open
 from proxy.pricing import (
     IMAGE_TOKEN_ALLOWANCE,
@@ -34,7 +35,6 @@ from proxy.pricing import (
     hold_amount,
     usage_cost,
 )
-from proxy.settle import SettleQueue
 from proxy.tokenizer import count_tokens
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class ProxyApp:
         self.catalog: TtlCache[dict[str, Model]] = TtlCache(
             settings.PROXY_CATALOG_CACHE_SECONDS
         )
-        self.settler: SettleQueue | None = None
+        self.ledger: Ledger | None = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
@@ -177,7 +177,7 @@ class ProxyApp:
                 auto_decompress=False,
                 skip_auto_headers=["User-Agent"],
             )
-            self.settler = SettleQueue(pool)
+            self.ledger = Ledger(pool)
             self.pool = pool
 
     async def stop(self):
@@ -356,20 +356,22 @@ class ProxyApp:
             settings.HOLD_TTL,
             timedelta(seconds=call.model.provider.read_timeout * 2 + 60),
         )
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT refusal, available "
-                "FROM proxy_hold_place(%s, %s, %s, %s, %s, %s)",
-                [
-                    call.key.account_id,
-                    call.key.key_id,
-                    amount,
-                    call.hold_id,
-                    expires,
-                    str(call.id),
-                ],
+        try:
+            held = await self.ledger.hold(
+                call.key.account_id,
+                {
+                    "hold": str(call.hold_id),
+                    "api_key": call.key.key_id,
+                    "amount": amount,
+                    "expires": expires.isoformat(),
+                    "reference": str(call.id),
+                },
             )
-            refusal, available = await cursor.fetchone()
+        except Exception:
+            logger.exception("request %s: the hold could not be placed", call.id)
+            call.hold_id = None
+            raise BillingUnavailable from None
+        refusal, available = held.refusal, held.available_nanos
         if refusal is None:
             return
         call.hold_id = None
@@ -606,7 +608,7 @@ class ProxyApp:
         could not be committed: the answer must then not be delivered."""
         try:
             await asyncio.shield(
-                self.settler.settle(call.key.account_id, call.log_item())
+                self.ledger.settle(call.key.account_id, call.log_item())
             )
         except Exception:
             logger.exception("request %s could not be settled", call.id)

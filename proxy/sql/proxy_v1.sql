@@ -17,67 +17,72 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 
--- Hold p_amount for a request: refused ('insufficient_credits', with what is
--- available) when the account's available balance is short, or
--- ('key_limit_reached', with what the key has left) when the key's credit
--- limit for this period would be passed. Writes nothing when refused.
-CREATE OR REPLACE FUNCTION proxy_hold_place(
-    p_account bigint, p_key bigint, p_amount bigint, p_hold uuid,
-    p_expires timestamptz, p_reference text
-) RETURNS TABLE (refusal text, available bigint)
+-- Place the holds of a batch of requests of one account, in order, under one
+-- lock and one commit (group commit, as for settling). p_items is a JSON array
+-- of {"hold": uuid, "api_key": id, "amount": nanos, "expires": time,
+-- "reference": text}. A hold is refused, writing nothing, when the account's
+-- available balance is short ('insufficient_credits', with what is available)
+-- or when its key's credit limit for this period would be passed
+-- ('key_limit_reached', with what the key has left). Answers one row per item.
+CREATE OR REPLACE FUNCTION proxy_hold_many(p_account bigint, p_items jsonb)
+RETURNS TABLE (refusal text, available bigint)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
+    w billing_wallet;
+    held bigint;
+    item record;
     k record;
     period timestamptz;
-    key_left bigint;
+    key_used bigint;
 BEGIN
-    UPDATE billing_wallet SET held_nanos = held_nanos + p_amount
-     WHERE account_id = p_account
-       AND topup_nanos + bonus_nanos - held_nanos >= p_amount
-    RETURNING topup_nanos + bonus_nanos - held_nanos INTO available;
-    IF NOT FOUND THEN
-        SELECT w.topup_nanos + w.bonus_nanos - w.held_nanos INTO available
-          FROM billing_wallet w WHERE w.account_id = p_account;
-        refusal := 'insufficient_credits';
-        RETURN NEXT;
-        RETURN;
-    END IF;
-
-    SELECT limit_nanos, limit_reset, period_start, period_used_nanos, held_nanos
-      INTO k FROM apikeys_apikey WHERE id = p_key;
-    IF k.limit_nanos IS NOT NULL THEN
-        period := apikey_period_start(k.limit_reset, clock_timestamp());
-        UPDATE apikeys_apikey
-           SET held_nanos = held_nanos + p_amount,
-               period_used_nanos = CASE WHEN period > period_start THEN 0
-                                        ELSE period_used_nanos END,
-               period_start = greatest(period_start, period)
-         WHERE id = p_key
-           AND limit_nanos - held_nanos - p_amount
-               - CASE WHEN period > period_start THEN 0 ELSE period_used_nanos END >= 0;
-        IF NOT FOUND THEN
-            -- Undo the wallet's hold: this statement writes nothing after all.
-            UPDATE billing_wallet SET held_nanos = held_nanos - p_amount
-             WHERE account_id = p_account;
-            SELECT greatest(limit_nanos - held_nanos
-                            - CASE WHEN period > period_start THEN 0
-                                   ELSE period_used_nanos END, 0)
-              INTO key_left FROM apikeys_apikey WHERE id = p_key;
-            refusal := 'key_limit_reached';
-            available := key_left;
+    SELECT * INTO w FROM billing_wallet WHERE account_id = p_account FOR UPDATE;
+    held := w.held_nanos;
+    FOR item IN
+        SELECT (value->>'hold')::uuid AS hold_id, (value->>'api_key')::bigint AS key_id,
+               (value->>'amount')::bigint AS amount,
+               (value->>'expires')::timestamptz AS expires, value->>'reference' AS ref
+          FROM jsonb_array_elements(p_items)
+    LOOP
+        refusal := NULL;
+        available := w.topup_nanos + w.bonus_nanos - held;
+        IF available < item.amount THEN
+            refusal := 'insufficient_credits';
             RETURN NEXT;
-            RETURN;
+            CONTINUE;
         END IF;
+        SELECT limit_nanos, limit_reset, period_start, period_used_nanos,
+               held_nanos AS key_held
+          INTO k FROM apikeys_apikey WHERE id = item.key_id;
+        IF k.limit_nanos IS NOT NULL THEN
+            period := apikey_period_start(k.limit_reset, clock_timestamp());
+            key_used := CASE WHEN period > k.period_start THEN 0
+                             ELSE k.period_used_nanos END;
+            IF k.limit_nanos - k.key_held - key_used < item.amount THEN
+                refusal := 'key_limit_reached';
+                available := greatest(k.limit_nanos - k.key_held - key_used, 0);
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            UPDATE apikeys_apikey
+               SET held_nanos = held_nanos + item.amount,
+                   period_used_nanos = key_used,
+                   period_start = greatest(period_start, period)
+             WHERE id = item.key_id;
+        END IF;
+        INSERT INTO billing_hold (id, account_id, amount_nanos, state, reference,
+                                  api_key_id, created_at, expires_at, cost_nanos,
+                                  charged_nanos)
+        VALUES (item.hold_id, p_account, item.amount, 'active', item.ref,
+                CASE WHEN k.limit_nanos IS NOT NULL THEN item.key_id END,
+                clock_timestamp(), item.expires, 0, 0);
+        held := held + item.amount;
+        available := available - item.amount;
+        RETURN NEXT;
+    END LOOP;
+    IF held <> w.held_nanos THEN
+        UPDATE billing_wallet SET held_nanos = held WHERE account_id = p_account;
     END IF;
-
-    INSERT INTO billing_hold (id, account_id, amount_nanos, state, reference,
-                              api_key_id, created_at, expires_at, cost_nanos,
-                              charged_nanos)
-    VALUES (p_hold, p_account, p_amount, 'active', p_reference,
-            CASE WHEN k.limit_nanos IS NOT NULL THEN p_key END,
-            clock_timestamp(), p_expires, 0, 0);
-    refusal := NULL;
-    RETURN NEXT;
 END $$;
 
 
