@@ -38,13 +38,23 @@ def usd_to_nanos(value: str | Decimal | int) -> int:
         )
     if not amount.is_finite():
         raise MoneyError(f"{value!r} is not a finite amount")
-    nanos = amount * NANOS_PER_USD
-    if nanos != nanos.to_integral_value():
-        raise MoneyError(f"{value!r} has more than 9 decimal places")
-    result = int(nanos)
-    if abs(result) > MAX_NANOS:
+    # Exact integer arithmetic on the digits: Decimal's context would round.
+    sign, digits, exponent = amount.as_tuple()
+    coefficient = int("".join(map(str, digits)) or "0")
+    if coefficient and amount.adjusted() > 18:
         raise MoneyError(f"{value!r} is too large")
-    return result
+    shift = exponent + 9  # nanos = coefficient × 10**shift
+    if shift >= 0:
+        nanos = coefficient * 10**shift
+    elif coefficient == 0:
+        nanos = 0
+    elif -shift > len(digits) or coefficient % 10**-shift:
+        raise MoneyError(f"{value!r} has more than 9 decimal places")
+    else:
+        nanos = coefficient // 10**-shift
+    if nanos > MAX_NANOS:
+        raise MoneyError(f"{value!r} is too large")
+    return -nanos if sign else nanos
 
 
 def nanos_to_decimal(nanos: int) -> Decimal:
@@ -60,7 +70,7 @@ def format_usd(nanos: int, places: int = 2) -> str:
     """For people: "$1,234.57", "-$0.01". Rounds half away from zero for display."""
     sign = "-" if nanos < 0 else ""
     amount = nanos_to_decimal(abs(nanos)).quantize(Decimal(1).scaleb(-places))
-    return f"{sign}${amount:,}"
+    return f"{sign}${amount:,f}"
 
 
 def ceil_div(numerator: int, denominator: int) -> int:

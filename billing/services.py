@@ -314,7 +314,7 @@ def hold_place(
     _check_amount(amount_nanos, allow_negative=False)
     now = timezone.now()
     hold_id = uuid.uuid4()
-    expires_at = now + (ttl or settings.HOLD_TTL)
+    expires_at = now + (settings.HOLD_TTL if ttl is None else ttl)
     row = _call_one(
         """
         WITH wallet AS (
@@ -495,6 +495,11 @@ def entry_reverse(
                 "remains; adjust by what remains instead"
             )
         moves.append((lot, -movement.delta_nanos))
+    given = sum(delta for _, delta in moves if delta > 0)
+    if wallet.total_nanos + given > MAX_NANOS:
+        raise InvalidAmount(
+            "the balance would exceed the largest amount an account holds"
+        )
     taken = -sum(delta for _, delta in moves if delta < 0)
     if taken > wallet.available_nanos:
         raise InsufficientCredits(

@@ -5,16 +5,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('apikeys', '0001_initial'),
-        ('billing', '0002_ledger_sql'),
+        ("apikeys", "0001_initial"),
+        ("billing", "0002_ledger_sql"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='hold',
-            name='api_key',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='apikeys.apikey'),
+            model_name="hold",
+            name="api_key",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="apikeys.apikey",
+            ),
         ),
     ]

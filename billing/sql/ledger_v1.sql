@@ -232,7 +232,7 @@ BEGIN
         END IF;
         entry_id := h.entry_id;
         charged_nanos := h.charged_nanos;
-        shortfall_nanos := 0;
+        shortfall_nanos := h.cost_nanos - h.charged_nanos;
         replayed := true;
         RETURN NEXT;
         RETURN;
