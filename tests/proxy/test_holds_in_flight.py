@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import openai
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apikeys.services import key_create
@@ -58,9 +59,12 @@ def test_concurrent_requests_never_spend_more_than_the_balance(
 
     def watch_held():
         nonlocal peak_held
-        while not stop.is_set():
-            peak_held = max(peak_held, balance_get(account=bob.account).held_nanos)
-            time.sleep(0.01)
+        try:
+            while not stop.is_set():
+                peak_held = max(peak_held, balance_get(account=bob.account).held_nanos)
+                time.sleep(0.01)
+        finally:
+            connection.close()  # this thread's own connection
 
     watcher = threading.Thread(target=watch_held)
     watcher.start()
