@@ -59,3 +59,36 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.owner.email
+
+
+class BillingProfile(models.Model):
+    """Who is billed: printed on invoices (each invoice keeps a snapshot)."""
+
+    account = models.OneToOneField(
+        Account, on_delete=models.PROTECT, primary_key=True, related_name="profile"
+    )
+    name = models.CharField("full name or company", max_length=200)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. US")
+    address_line1 = models.CharField("address", max_length=200)
+    address_line2 = models.CharField("address (line 2)", max_length=200, blank=True)
+    city = models.CharField(max_length=100)
+    state = models.CharField("state or region", max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    tax_id = models.CharField("tax ID", max_length=50, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def snapshot(self) -> dict:
+        return {
+            "name": self.name,
+            "email": self.account.owner.email,
+            "country": self.country,
+            "address_line1": self.address_line1,
+            "address_line2": self.address_line2,
+            "city": self.city,
+            "state": self.state,
+            "postal_code": self.postal_code,
+            "tax_id": self.tax_id,
+        }

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "billing",
     "apikeys",
     "proxy",
+    "invoices",
 ]
 
 MIDDLEWARE = [

@@ -299,3 +299,94 @@ class ReconciliationRun(models.Model):
     def __str__(self) -> str:
         when = f"{self.started_at:%Y-%m-%d %H:%M}"
         return f"reconciliation {when} ({self.drift_count} drift)"
+
+
+class TopUpStatus(models.TextChoices):
+    CREATED = "created", "Created"
+    REQUIRES_ACTION = "requires_action", "Waiting for the customer (3-D Secure)"
+    PROCESSING = "processing", "Processing"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class TopUpMethod(models.TextChoices):
+    CARD = "card", "Card"
+    ALIPAY = "alipay", "Alipay"
+
+
+class TopUp(models.Model):
+    """One payment for credits, by Stripe PaymentIntent. Credited once, from the
+    verified ``payment_intent.succeeded`` webhook (or an equal server check)."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    amount_nanos = models.BigIntegerField()
+    bonus_nanos = models.BigIntegerField(default=0)
+    method = models.CharField(max_length=8, choices=TopUpMethod.choices)
+    payment_intent_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    payment_method_id = models.CharField(max_length=100, blank=True)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    status = models.CharField(
+        max_length=16, choices=TopUpStatus.choices, default=TopUpStatus.CREATED
+    )
+    failure_message = models.CharField(max_length=300, blank=True)
+    automatic = models.BooleanField(default=False, help_text="made by auto top-up")
+    created_at = models.DateTimeField(default=timezone.now)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    # The top-up lot's journal entry, once credited.
+    entry = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="topup"
+    )
+    refunded_nanos = models.BigIntegerField(default=0)
+    disputed = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "top-up"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_nanos__gt=0), name="topup_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_nanos__gte=0)
+                & Q(refunded_nanos__lte=models.F("amount_nanos")),
+                name="topup_refund_within_amount",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "-created_at"], name="topup_account")]
+
+    def __str__(self) -> str:
+        return f"top-up {self.pk} ({self.status})"
+
+    @property
+    def method_label(self) -> str:
+        if self.card_last4:
+            return f"Stripe ({self.card_brand.title() or 'Card'} •••• {self.card_last4})"
+        return f"Stripe ({self.get_method_display()})"
+
+
+class AutoTopUp(models.Model):
+    """Auto top-up: when what is available falls below the threshold, charge the
+    saved card once for the amount. At most one attempt is in flight."""
+
+    account = models.OneToOneField(
+        Account, on_delete=models.PROTECT, primary_key=True, related_name="auto_topup"
+    )
+    enabled = models.BooleanField(default=False)
+    threshold_nanos = models.BigIntegerField(default=10 * 10**9)
+    amount_nanos = models.BigIntegerField(default=100 * 10**9)
+    payment_method_id = models.CharField(max_length=100, blank=True)
+    # The attempt in flight: set by the one worker that claims it, cleared when
+    # its payment succeeds or fails.
+    in_flight = models.OneToOneField(
+        TopUp, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    paused_reason = models.CharField(max_length=300, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "auto top-up"
+
+    def __str__(self) -> str:
+        return f"auto top-up of {self.account}"
