@@ -192,6 +192,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-lots": {"task": "billing.tasks.lots_expire_due", "schedule": 60.0},
     "sweep-stale-holds": {"task": "billing.tasks.holds_sweep_stale", "schedule": 60.0},
+    "auto-top-up": {"task": "billing.tasks.autotopup_sweep", "schedule": 60.0},
+    "reconcile-payments": {
+        "task": "billing.tasks.payments_reconcile",
+        "schedule": crontab(minute="*/15"),
+    },
     "reconcile-ledger": {
         "task": "billing.tasks.ledger_reconcile",
         "schedule": crontab(hour=3, minute=17),

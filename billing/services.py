@@ -129,7 +129,7 @@ def credit_grant(
 
 
 @dataclass(frozen=True)
-class TopUp:
+class TopUpCredit:
     topup_entry: LedgerEntry
     bonus_entry: LedgerEntry | None
     topup_lot: CreditLot
@@ -145,7 +145,7 @@ def topup_credit(
     reference: str,
     method: str = "",
     description: str = "",
-) -> TopUp:
+) -> TopUpCredit:
     """Credit a paid top-up of X: a top-up lot of X and a bonus lot of
     BONUS_RATE × X that expires after BONUS_EXPIRY_DAYS, in one transaction.
 
@@ -177,7 +177,7 @@ def topup_credit(
     )
     bonus_nanos = percent_of(amount_nanos, settings.BONUS_RATE)
     if bonus_nanos <= 0:
-        return TopUp(topup_entry, None, topup_lot, None)
+        return TopUpCredit(topup_entry, None, topup_lot, None)
     bonus_entry, bonus_lot = _credit_lot(
         wallet,
         source=LotSource.BONUS,
@@ -193,7 +193,7 @@ def topup_credit(
         actor=None,
         parent=topup_lot,
     )
-    return TopUp(topup_entry, bonus_entry, topup_lot, bonus_lot)
+    return TopUpCredit(topup_entry, bonus_entry, topup_lot, bonus_lot)
 
 
 # --- debits and holds ------------------------------------------------------------
@@ -458,6 +458,78 @@ def lots_expire_due(*, now: datetime | None = None) -> int:
         if lot_expire(lot_id=lot_id, now=now) is not None:
             expired += 1
     return expired
+
+
+# --- refunds and disputes -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClawBack:
+    entry: LedgerEntry | None
+    taken_nanos: int  # from the top-up's own lot
+    bonus_forfeited_nanos: int
+    unrecovered_nanos: int  # already spent: not taken from any other credits
+
+
+@transaction.atomic
+def topup_claw_back(
+    *,
+    topup_entry: LedgerEntry,
+    amount_nanos: int,
+    kind: EntryKind | str,
+    idempotency_key: str,
+    description: str,
+    reference: str,
+    actor: User | None = None,
+) -> ClawBack:
+    """Take back credits of a refunded or disputed top-up.
+
+    The rule: what remains of that top-up's own lot is taken back, up to the
+    amount; credits of it already spent are not taken from any other credits
+    (the part is reported as unrecovered). Its bonus is forfeited in proportion:
+    what remains of the bonus lot, up to the bonus on the amount. Credits held by
+    requests in flight are not taken (they are counted as unrecovered).
+    """
+    kind = _choice(EntryKind, kind, "kind")
+    if kind not in (EntryKind.REFUND, EntryKind.DISPUTE):
+        raise InvalidAmount("a claw-back is a refund or a dispute")
+    _check_amount(amount_nanos, allow_negative=False)
+    wallet = _lock_wallet(topup_entry.account)
+    previous = LedgerEntry.objects.filter(
+        account_id=wallet.account_id, idempotency_key=idempotency_key
+    ).first()
+    if previous is not None:
+        return ClawBack(previous, 0, 0, 0)
+    topup_lot = CreditLot.objects.get(entry=topup_entry, source=LotSource.TOPUP)
+    bonus_lot = CreditLot.objects.filter(parent=topup_lot).first()
+    available = wallet.available_nanos
+    taken = min(amount_nanos, topup_lot.remaining_nanos, available)
+    forfeited = 0
+    if bonus_lot is not None:
+        bonus_share = amount_nanos * bonus_lot.amount_nanos // topup_lot.amount_nanos
+        forfeited = min(bonus_share, bonus_lot.remaining_nanos, available - taken)
+    moves = [(topup_lot, -taken)] if taken else []
+    if forfeited:
+        moves.append((bonus_lot, -forfeited))
+    unrecovered = amount_nanos - taken
+    if not moves:
+        return ClawBack(None, 0, 0, unrecovered)
+    if unrecovered:
+        description = (
+            f"{description} ({format_usd(unrecovered)} of it was already spent "
+            "and is not taken back)"
+        )
+    entry = _apply(
+        wallet,
+        kind=kind,
+        moves=moves,
+        idempotency_key=idempotency_key,
+        description=description,
+        reference=reference,
+        method="Stripe",
+        actor=actor,
+    )
+    return ClawBack(entry, taken, forfeited, unrecovered)
 
 
 # --- corrections -----------------------------------------------------------------

@@ -20,3 +20,24 @@ def holds_sweep_stale() -> int:
 @shared_task
 def ledger_reconcile() -> int:
     return reconciliation.ledger_reconcile().drift_count
+
+
+@shared_task
+def autotopup_run(account_id: int) -> None:
+    from billing.payments import autotopup_run as run
+
+    run(account_id=account_id)
+
+
+@shared_task
+def autotopup_sweep() -> int:
+    from billing.payments import autotopup_sweep as sweep
+
+    return sweep()
+
+
+@shared_task
+def payments_reconcile() -> dict:
+    from billing.payments import payments_reconcile as reconcile
+
+    return reconcile()

@@ -40,6 +40,7 @@ from proxy.tokenizer import count_tokens
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+AUTOTOPUP_ASK_SECONDS = 5.0
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embedding"}
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SSE_HEADERS = [
@@ -144,6 +145,7 @@ class ProxyApp:
             settings.PROXY_CATALOG_CACHE_SECONDS
         )
         self.ledger: Ledger | None = None
+        self._autotopup_asked: dict[int, float] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
@@ -177,8 +179,28 @@ class ProxyApp:
                 auto_decompress=False,
                 skip_auto_headers=["User-Agent"],
             )
-            self.ledger = Ledger(pool)
+            self.ledger = Ledger(pool, on_autotopup_due=self.autotopup_due)
             self.pool = pool
+
+    def autotopup_due(self, account_id: int) -> None:
+        """Ask a Celery worker to top the account up, at most every few seconds
+        per account from this worker (the task itself charges at most once)."""
+        now = time.monotonic()
+        if self._autotopup_asked.get(account_id, 0) > now:
+            return
+        self._autotopup_asked[account_id] = now + AUTOTOPUP_ASK_SECONDS
+        from billing.tasks import autotopup_run
+
+        loop = asyncio.get_running_loop()
+        asked = loop.run_in_executor(None, autotopup_run.delay, account_id)
+        asked.add_done_callback(
+            lambda done: (
+                done.exception()
+                and logger.error(
+                    "auto top-up of %s not queued: %s", account_id, done.exception()
+                )
+            )
+        )
 
     async def stop(self):
         if self.http is not None:

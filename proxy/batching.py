@@ -85,8 +85,13 @@ class Ledger:
 
     SETTLE_RETRIES = 3
 
-    def __init__(self, pool: AsyncConnectionPool):
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        on_autotopup_due: Callable[[int], None] = lambda account_id: None,
+    ):
         self.pool = pool
+        self.on_autotopup_due = on_autotopup_due
         self.holds = AccountBatcher(self._hold_many)
         self.settlements = AccountBatcher(self._settle_many)
 
@@ -113,11 +118,12 @@ class Ledger:
             try:
                 async with self.pool.connection() as conn:
                     cursor = await conn.execute(
-                        "SELECT charged, from_topup, from_bonus "
+                        "SELECT charged, from_topup, from_bonus, autotopup_due "
                         "FROM proxy_settle_many(%s, %s, %s, %s)",
                         [account_id, Jsonb(items), entry_key, description],
                     )
-                    return [Charged(*row) for row in await cursor.fetchall()]
+                    rows = await cursor.fetchall()
+                break
             except Exception:
                 # A retry is safe: settled holds are skipped and logs are
                 # written once. Holds of a batch that never commits are
@@ -128,4 +134,6 @@ class Ledger:
                 if attempt == self.SETTLE_RETRIES:
                     raise
                 await asyncio.sleep(0.05 * attempt)
-        raise AssertionError("unreachable")
+        if rows and rows[0][3]:
+            self.on_autotopup_due(account_id)
+        return [Charged(*row[:3]) for row in rows]

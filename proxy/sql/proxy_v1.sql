@@ -86,6 +86,8 @@ BEGIN
 END $$;
 
 
+DROP FUNCTION IF EXISTS proxy_settle_many(bigint, jsonb, text, text);
+
 -- Settle a batch of finished requests of one account, and log them all:
 -- p_items is a JSON array of objects with the request log's fields plus
 -- "hold" (uuid or null, for a request refused before any hold), "api_key" and
@@ -93,11 +95,12 @@ END $$;
 -- spending order, never more than is available (a shortfall is noted on the
 -- request's log); the batch's charges become one `usage` journal entry. The
 -- keys' usage and last-used time are updated once per key. Answers one row
--- per item, in order: what it was charged and from which pool.
+-- per item, in order: what it was charged and from which pool, and whether the
+-- account's auto top-up is now due.
 CREATE OR REPLACE FUNCTION proxy_settle_many(
     p_account bigint, p_items jsonb, p_entry_key text, p_description text
 ) RETURNS TABLE (hold uuid, charged bigint, from_topup bigint, from_bonus bigint,
-                 entry_id bigint)
+                 entry_id bigint, autotopup_due boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -126,6 +129,7 @@ DECLARE
     keys bigint[] := '{}';
     key_releases bigint[] := '{}';
     settle_now boolean[] := '{}';
+    due boolean;
 BEGIN
     SELECT * INTO w FROM billing_wallet WHERE account_id = p_account FOR UPDATE;
     topup := w.topup_nanos;
@@ -235,6 +239,11 @@ BEGIN
       FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(value, n)
     ON CONFLICT (id) DO NOTHING;
 
-    RETURN QUERY SELECT s.hold, s.charged, s.topup, s.bonus, new_entry
-                   FROM unnest(holds, charges, topups, bonuses) AS s(hold, charged, topup, bonus);
+    due := EXISTS (SELECT 1 FROM billing_autotopup a
+                    WHERE a.account_id = p_account AND a.enabled
+                      AND a.paused_at IS NULL AND a.in_flight_id IS NULL
+                      AND topup + bonus - held < a.threshold_nanos);
+    RETURN QUERY SELECT s.hold, s.charged, s.topup, s.bonus, new_entry, due
+                   FROM unnest(holds, charges, topups, bonuses)
+                        AS s(hold, charged, topup, bonus);
 END $$;

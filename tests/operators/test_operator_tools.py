@@ -239,4 +239,6 @@ def test_beat_schedules_the_ledger_tasks(settings):
         "billing.tasks.lots_expire_due",
         "billing.tasks.holds_sweep_stale",
         "billing.tasks.ledger_reconcile",
+        "billing.tasks.autotopup_sweep",
+        "billing.tasks.payments_reconcile",
     }
