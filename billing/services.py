@@ -158,7 +158,7 @@ def topup_credit(
     if previous is not None:
         topup_lot = CreditLot.objects.get(entry=previous)
         bonus_lot = CreditLot.objects.filter(parent=topup_lot).first()
-        return TopUp(
+        return TopUpCredit(
             previous, bonus_lot.entry if bonus_lot else None, topup_lot, bonus_lot
         )
     description = description or f"Top-up of {format_usd(amount_nanos)}"

@@ -24,9 +24,9 @@ from django.conf import settings
 from apikeys.secrets import PAYG_PREFIX, key_digest, key_is_well_formed
 from billing.money import format_usd, nanos_to_decimal
 from proxy import streaming
+from proxy.batching import Ledger
 from proxy.caches import TtlCache
 from proxy.catalog import Model, catalog_load
-from proxy.batching import Ledger
 from proxy.db import pool_open
 from proxy.pricing import (
     IMAGE_TOKEN_ALLOWANCE,
