@@ -60,6 +60,11 @@ class Account(models.Model):
     def __str__(self) -> str:
         return self.name or self.owner.email
 
+    @property
+    def email(self) -> str:
+        # dj-stripe's subscriber model needs an email for the Stripe customer.
+        return self.owner.email
+
 
 class BillingProfile(models.Model):
     """Who is billed: printed on invoices (each invoice keeps a snapshot)."""

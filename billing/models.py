@@ -323,7 +323,9 @@ class TopUp(models.Model):
     amount_nanos = models.BigIntegerField()
     bonus_nanos = models.BigIntegerField(default=0)
     method = models.CharField(max_length=8, choices=TopUpMethod.choices)
-    payment_intent_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    payment_intent_id = models.CharField(
+        max_length=100, null=True, blank=True, unique=True
+    )
     payment_method_id = models.CharField(max_length=100, blank=True)
     card_brand = models.CharField(max_length=20, blank=True)
     card_last4 = models.CharField(max_length=4, blank=True)
@@ -336,7 +338,11 @@ class TopUp(models.Model):
     succeeded_at = models.DateTimeField(null=True, blank=True)
     # The top-up lot's journal entry, once credited.
     entry = models.OneToOneField(
-        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="topup"
+        LedgerEntry,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="topup",
     )
     refunded_nanos = models.BigIntegerField(default=0)
     disputed = models.BooleanField(default=False)
@@ -353,7 +359,9 @@ class TopUp(models.Model):
                 name="topup_refund_within_amount",
             ),
         ]
-        indexes = [models.Index(fields=["account", "-created_at"], name="topup_account")]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="topup_account")
+        ]
 
     def __str__(self) -> str:
         return f"top-up {self.pk} ({self.status})"
@@ -361,7 +369,9 @@ class TopUp(models.Model):
     @property
     def method_label(self) -> str:
         if self.card_last4:
-            return f"Stripe ({self.card_brand.title() or 'Card'} •••• {self.card_last4})"
+            return (
+                f"Stripe ({self.card_brand.title() or 'Card'} •••• {self.card_last4})"
+            )
         return f"Stripe ({self.get_method_display()})"
 
 

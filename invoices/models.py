@@ -23,7 +23,9 @@ class Invoice(models.Model):
 
     number = models.CharField(max_length=20, unique=True)  # INV-2026-000042
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
-    topup = models.OneToOneField(TopUp, on_delete=models.PROTECT, related_name="invoice")
+    topup = models.OneToOneField(
+        TopUp, on_delete=models.PROTECT, related_name="invoice"
+    )
     issued_at = models.DateTimeField(default=timezone.now)
     buyer = models.JSONField(help_text="The billing profile as it was when issued")
     lines = models.JSONField(help_text="[{description, quantity, amount_nanos}]")
@@ -35,7 +37,9 @@ class Invoice(models.Model):
     rendered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["account", "-issued_at"], name="invoice_account")]
+        indexes = [
+            models.Index(fields=["account", "-issued_at"], name="invoice_account")
+        ]
 
     def __str__(self) -> str:
         return self.number
