@@ -1,0 +1,103 @@
+"""Console forms of the API Keys pages."""
+
+from __future__ import annotations
+
+from django import forms
+
+from apikeys.models import KeyKind, LimitReset
+from apikeys.services import NAME_MAX
+from billing.money import MoneyError, usd_to_nanos
+
+
+def _name_field() -> forms.CharField:
+    return forms.CharField(
+        label="Name",
+        max_length=NAME_MAX,
+        widget=forms.TextInput(
+            attrs={"placeholder": "e.g. production-app", "autocomplete": "off"}
+        ),
+        help_text="Name keys by project or environment to tell their costs apart.",
+    )
+
+
+class KeyCreateForm(forms.Form):
+    name = _name_field()
+    kind = forms.ChoiceField(
+        choices=KeyKind.choices,
+        initial=KeyKind.PAYG,
+        required=False,
+        widget=forms.HiddenInput,
+    )
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data["kind"] or KeyKind.PAYG
+
+
+class KeyEditForm(forms.Form):
+    """Name, and for Pay As You Go keys an optional credit limit per period."""
+
+    name = _name_field()
+    limit = forms.CharField(
+        label="Credit limit (USD)",
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "None"}),
+        help_text="Requests stop with 402 once the key has spent this much in the "
+        "period. Leave empty for no limit.",
+    )
+    limit_reset = forms.ChoiceField(
+        label="Limit resets",
+        choices=LimitReset.choices,
+        initial=LimitReset.NONE,
+        help_text="Periods are counted in UTC.",
+    )
+
+    def __init__(self, *args, kind: str = KeyKind.PAYG, **kwargs):
+        super().__init__(*args, **kwargs)
+        if kind == KeyKind.MANAGEMENT:
+            # Management keys spend nothing, so a credit limit means nothing.
+            del self.fields["limit"], self.fields["limit_reset"]
+
+    def clean_limit(self) -> int | None:
+        value = self.cleaned_data["limit"].strip().removeprefix("$").replace(",", "")
+        if not value:
+            return None
+        try:
+            nanos = usd_to_nanos(value)
+        except MoneyError:
+            raise forms.ValidationError(
+                "Enter an amount in USD, e.g. 25 or 12.50."
+            ) from None
+        if nanos <= 0:
+            raise forms.ValidationError(
+                "Enter an amount above zero, or leave it empty for no limit."
+            )
+        return nanos
+
+
+class LogFilterForm(forms.Form):
+    """The GET form above a key's request logs: model and a date range (UTC)."""
+
+    model = forms.CharField(
+        label="Model",
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. openai/gpt-5"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # "from" is a Python keyword, so these two cannot be class attributes;
+        # the names match the ``from``/``to`` filters of GET /api/v1/requests.
+        for name, label in (("from", "From"), ("to", "To")):
+            self.fields[name] = forms.DateField(
+                label=label,
+                required=False,
+                widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("from"), cleaned.get("to")
+        if start and end and end < start:
+            self.add_error("to", "The end date is before the start date.")
+        return cleaned

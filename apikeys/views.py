@@ -1,0 +1,238 @@
+"""Console pages of API keys: the list, create (the key shown once), edit,
+enable/disable, delete, and a key's details with its request logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from accounts.models import Account
+from accounts.selectors import account_for_user
+from apikeys.errors import ApiKeyError
+from apikeys.forms import KeyCreateForm, KeyEditForm, LogFilterForm
+from apikeys.models import ApiKey, KeyKind, KeyStatus, LimitReset
+from apikeys.selectors import (
+    key_for_account,
+    keys_for_account,
+    request_logs_for_account,
+)
+from apikeys.services import key_create, key_delete, key_update
+from billing.money import format_usd, nanos_to_decimal
+from billing.views import usd
+
+LOGS_PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    key: ApiKey
+    used: str
+    limit: str | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyRow:
+        limit = None
+        if key.limit_nanos:
+            limit = usd(key.limit_nanos)
+            if key.limit_reset != LimitReset.NONE:
+                limit += f" {key.get_limit_reset_display().lower()}"
+        return cls(key=key, used=usd(key.used_nanos, precise=True), limit=limit)
+
+
+def _with_account(view):
+    """Log in, then pass the user's billing account (staff made with
+    createsuperuser have none: they get the same page as the billing console)."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        try:
+            account = account_for_user(request.user)
+        except Account.DoesNotExist:
+            return render(request, "console/no_account.html", status=404)
+        return view(request, account, *args, **kwargs)
+
+    return wrapped
+
+
+def _key_or_404(account: Account, key_id: int) -> ApiKey:
+    try:
+        return key_for_account(account=account, key_id=key_id, kind=None)
+    except ApiKey.DoesNotExist:
+        raise Http404("No such API key") from None
+
+
+def _list_page(request, account: Account, *, created=None, status: int = 200):
+    payg = keys_for_account(account=account, kind=KeyKind.PAYG)
+    management = keys_for_account(account=account, kind=KeyKind.MANAGEMENT)
+    context = {
+        "nav": "keys",
+        "rows": [KeyRow.of(key) for key in payg],
+        "management_rows": [KeyRow.of(key) for key in management],
+        "management_form": KeyCreateForm(initial={"kind": KeyKind.MANAGEMENT}),
+        "created": created,
+    }
+    return render(request, "console/keys.html", context, status=status)
+
+
+@_with_account
+def key_list(request, account: Account):
+    return _list_page(request, account)
+
+
+@never_cache
+@_with_account
+def key_new(request, account: Account):
+    """The create form; a successful POST answers with the list and the new
+    key in full, this once. It is not stored anywhere (not in the session
+    either), so reloading cannot show it again."""
+    if request.method == "POST":
+        form = KeyCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                created = key_create(
+                    account=account,
+                    name=form.cleaned_data["name"],
+                    kind=form.cleaned_data["kind"],
+                )
+            except ApiKeyError as exc:
+                form.add_error(None, str(exc))
+            else:
+                return _list_page(request, account, created=created, status=201)
+    else:
+        kind = request.GET.get("kind")
+        form = KeyCreateForm(
+            initial={"kind": kind if kind in KeyKind.values else KeyKind.PAYG}
+        )
+    kind = form["kind"].value()
+    context = {
+        "nav": "keys",
+        "form": form,
+        "is_management": kind == KeyKind.MANAGEMENT,
+    }
+    return render(request, "console/keys_new.html", context)
+
+
+@_with_account
+def key_edit(request, account: Account, key_id: int):
+    api_key = _key_or_404(account, key_id)
+    initial = {
+        "name": api_key.name,
+        "limit": f"{nanos_to_decimal(api_key.limit_nanos).normalize():f}"
+        if api_key.limit_nanos
+        else "",
+        "limit_reset": api_key.limit_reset,
+    }
+    if request.method == "POST":
+        form = KeyEditForm(request.POST, initial=initial, kind=api_key.kind)
+        if form.is_valid():
+            changes = {"name": form.cleaned_data["name"]}
+            if "limit" in form.cleaned_data:
+                changes["limit_nanos"] = form.cleaned_data["limit"]
+                changes["limit_reset"] = form.cleaned_data["limit_reset"]
+            try:
+                key_update(api_key=api_key, **changes)
+            except ApiKey.DoesNotExist:
+                raise Http404("No such API key") from None
+            except ApiKeyError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Saved “{changes['name']}”.")
+                return redirect("keys:list")
+    else:
+        form = KeyEditForm(initial=initial, kind=api_key.kind)
+    return render(
+        request,
+        "console/keys_edit.html",
+        {"nav": "keys", "form": form, "api_key": api_key},
+    )
+
+
+@require_POST
+@_with_account
+def key_status(request, account: Account, key_id: int):
+    """The Enabled/Disabled toggle: a small POST form per row."""
+    api_key = _key_or_404(account, key_id)
+    new_status = request.POST.get("status")
+    if new_status not in KeyStatus.values:
+        messages.error(request, "Choose enabled or disabled.")
+        return redirect("keys:list")
+    try:
+        key_update(api_key=api_key, status=new_status)
+    except ApiKey.DoesNotExist:
+        raise Http404("No such API key") from None
+    label = "enabled" if new_status == KeyStatus.ENABLED else "disabled"
+    messages.success(request, f"“{api_key.name}” is {label}.")
+    if request.POST.get("next") == "detail":
+        return redirect("keys:detail", api_key.pk)
+    return redirect("keys:list")
+
+
+@_with_account
+def key_delete_view(request, account: Account, key_id: int):
+    """GET asks for confirmation; POST deletes."""
+    api_key = _key_or_404(account, key_id)
+    if request.method == "POST":
+        key_delete(api_key=api_key)
+        messages.success(
+            request, f"Deleted “{api_key.name}”. It no longer works anywhere."
+        )
+        return redirect("keys:list")
+    return render(
+        request,
+        "console/keys_confirm_delete.html",
+        {"nav": "keys", "api_key": api_key},
+    )
+
+
+@_with_account
+def key_detail(request, account: Account, key_id: int):
+    api_key = _key_or_404(account, key_id)
+    filters = LogFilterForm(request.GET or None)
+    criteria = {}
+    if filters.is_bound and filters.is_valid():
+        data = filters.cleaned_data
+        criteria = {
+            "model": data["model"].strip() or None,
+            "since": _day_start(data["from"]),
+            "before": _day_start(data["to"], next_day=True),
+        }
+    page = None
+    if api_key.kind == KeyKind.PAYG:
+        logs = request_logs_for_account(account=account, key_id=api_key.pk, **criteria)
+        page = Paginator(logs, LOGS_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "nav": "keys",
+        "api_key": api_key,
+        "row": KeyRow.of(api_key),
+        "filters": filters,
+        "filtered": any(criteria.values()),
+        "page": page,
+        "logs": [_log_row(log) for log in page.object_list] if page else [],
+    }
+    return render(request, "console/keys_detail.html", context)
+
+
+def _day_start(day, *, next_day: bool = False) -> datetime | None:
+    if day is None:
+        return None
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start + timedelta(days=1) if next_day else start
+
+
+def _log_row(log) -> dict:
+    return {
+        "log": log,
+        # A request costs fractions of a cent: whole cents would read $0.00.
+        "cost": format_usd(log.cost_nanos, places=6),
+        "ok": 200 <= log.status < 300,
+    }
