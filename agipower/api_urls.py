@@ -4,6 +4,7 @@ from django.urls import re_path
 
 from apikeys import api as apikeys_api
 from billing import api as billing_api
+from invoices import api as invoices_api
 
 urlpatterns = [
     re_path(r"^balance/?$", billing_api.BalanceView.as_view(), name="api-balance"),
@@ -27,5 +28,10 @@ urlpatterns = [
         r"^requests/?$",
         apikeys_api.RequestLogListView.as_view(),
         name="api-requests",
+    ),
+    re_path(
+        r"^invoices/(?P<invoice_id>[0-9]+)/pdf/?$",
+        invoices_api.InvoicePdfView.as_view(),
+        name="api-invoice-pdf",
     ),
 ]

@@ -10,6 +10,7 @@ import environ
 from celery.schedules import crontab
 
 from agipower.embedded import embedded_database_url, persistent_secret
+from billing.money import usd_to_nanos
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "djstripe",
     "agipower",
     "accounts",
     "billing",
@@ -164,12 +166,47 @@ BONUS_EXPIRY_DAYS = env.int("BONUS_EXPIRY_DAYS", default=365)
 # A hold not settled within this time was left by a crashed worker.
 HOLD_TTL = timedelta(seconds=env.int("HOLD_TTL_SECONDS", default=900))
 
+# Stripe. Unset keys mean "payments are not configured": the app starts and
+# top-ups say so (billing.stripe_gateway.stripe_configured()). Only
+# billing/stripe_gateway.py and billing/webhooks.py talk to Stripe.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Stripe's API address; tests point it at localstripe.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+# dj-stripe: the local mirror of Stripe objects (customers, cards, payment
+# intents, events). Stripe stays the source of truth.
+STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# A Stripe customer belongs to the billing account, not to a person.
+DJSTRIPE_SUBSCRIBER_MODEL = "accounts.Account"
+
+# Invoices: the seller printed on each (every key is optional).
+INVOICE_SELLER = {
+    "name": env.str("INVOICE_SELLER_NAME", default="AGIPower"),
+    "address_lines": [
+        line
+        for line in env.str("INVOICE_SELLER_ADDRESS", default="").split(";")
+        if line.strip()
+    ],
+    "email": env.str("INVOICE_SELLER_EMAIL", default="support@agipower.ai"),
+    "website": env.str("INVOICE_SELLER_WEBSITE", default="agipower.ai"),
+    "tax_id": env.str("INVOICE_SELLER_TAX_ID", default=""),
+}
+
 # The /v1 proxy. A disabled or deleted key is refused everywhere within the key
 # cache's time; a catalog change applies within the catalog cache's.
 PROXY_KEY_CACHE_SECONDS = env.float("PROXY_KEY_CACHE_SECONDS", default=3.0)
 PROXY_CATALOG_CACHE_SECONDS = env.float("PROXY_CATALOG_CACHE_SECONDS", default=10.0)
 PROXY_DB_POOL_MIN = env.int("PROXY_DB_POOL_MIN", default=2)
 PROXY_DB_POOL_MAX = env.int("PROXY_DB_POOL_MAX", default=16)
+# Each web worker leases credits of an account it serves (in USD, beyond what the
+# requests waiting need) and admits requests against its lease in memory; a
+# lease unused this long is given back, and one of a worker that died expires.
+PROXY_LEASE_NANOS = usd_to_nanos(env.str("PROXY_LEASE_USD", default="2"))
+PROXY_LEASE_IDLE_SECONDS = env.float("PROXY_LEASE_IDLE_SECONDS", default=1.0)
+PROXY_LEASE_TTL_SECONDS = env.int("PROXY_LEASE_TTL_SECONDS", default=120)
 
 # Celery. The default broker keeps its queue in files under var/, so the worker,
 # beat and the web server cooperate with no broker server.
@@ -211,5 +248,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }

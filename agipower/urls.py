@@ -2,8 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from billing.webhooks import stripe_webhook
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Stripe's events, verified by signature (no login, no CSRF token).
+    path("stripe/webhook/", stripe_webhook, name="stripe-webhook"),
     path("api/v1/", include("agipower.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
@@ -14,5 +18,7 @@ urlpatterns = [
     path("console/", include("billing.urls", namespace="console")),
     # /console/keys…: the API Keys pages (their own namespace, "keys").
     path("console/", include("apikeys.urls", namespace="keys")),
+    # /console/invoices/<id>/pdf: an invoice's download ("invoices").
+    path("console/", include("invoices.urls", namespace="invoices")),
     path("", include("accounts.urls")),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.selectors import account_for_user
 from billing.money import nanos_to_usd
 from billing.selectors import balance_get, breakdown_get, transactions_list
+from invoices.selectors import invoice_ids_for_transactions
 
 
 @extend_schema_field(
@@ -60,7 +62,24 @@ class TransactionSerializer(serializers.Serializer):
     invoice_url = serializers.SerializerMethodField()
 
     def get_invoice_url(self, row) -> str | None:
-        return None
+        """The API download of a top-up row's invoice; null for other rows.
+
+        The invoices of the whole page are looked up once, when its first row
+        is shown (the child serializer is shared by the rows of a list)."""
+        if not hasattr(self, "_invoice_ids"):
+            request = self.context.get("request")
+            page = self.parent.instance if self.parent is not None else [row]
+            self._invoice_ids = (
+                invoice_ids_for_transactions(user=request.user, rows=page)
+                if request is not None
+                else {}
+            )
+        invoice_id = self._invoice_ids.get(row.id)
+        if invoice_id is None:
+            return None
+        url = reverse("api-invoice-pdf", kwargs={"invoice_id": invoice_id})
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
 
 
 class BalanceView(APIView):

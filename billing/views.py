@@ -8,6 +8,7 @@ from datetime import datetime
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.urls import reverse
 
 from accounts.models import Account
 from accounts.selectors import account_for_user
@@ -19,6 +20,7 @@ from billing.selectors import (
     breakdown_get,
     transactions_list,
 )
+from invoices.selectors import invoice_ids_for_transactions
 
 HISTORY_PAGE_SIZE = 25
 
@@ -53,9 +55,10 @@ class HistoryRow:
     type: str
     method: str
     description: str
+    invoice_url: str | None = None
 
     @classmethod
-    def of(cls, tx: Transaction) -> HistoryRow:
+    def of(cls, tx: Transaction, *, invoice_id: int | None = None) -> HistoryRow:
         usage = tx.kind == EntryKind.USAGE
         if usage:
             requests = "request" if tx.count == 1 else "requests"
@@ -71,6 +74,9 @@ class HistoryRow:
             # "API usage" / "API usage" says nothing twice.
             method="" if tx.method_label == tx.kind_label else tx.method_label,
             description=description,
+            invoice_url=reverse("invoices:pdf", args=[invoice_id])
+            if invoice_id is not None
+            else None,
         )
 
 
@@ -87,6 +93,8 @@ def pay_as_you_go(request):
     page = Paginator(transactions_list(account=account), HISTORY_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
+    # The invoices of the page's top-up rows, in one query.
+    invoice_ids = invoice_ids_for_transactions(user=request.user, rows=page.object_list)
     context = {
         "nav": "payg",
         "balance": {
@@ -107,6 +115,9 @@ def pay_as_you_go(request):
         ],
         "breakdown_total": usd(breakdown["total"]),
         "page": page,
-        "rows": [HistoryRow.of(tx) for tx in page.object_list],
+        "rows": [
+            HistoryRow.of(tx, invoice_id=invoice_ids.get(tx.id))
+            for tx in page.object_list
+        ],
     }
     return render(request, "console/pay_as_you_go.html", context)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import orjson
 from django.conf import settings
 
 from apikeys.secrets import PAYG_PREFIX, key_digest, key_is_well_formed
@@ -88,6 +89,7 @@ class KeyInfo:
     key_id: int
     account_id: int
     status: str  # "enabled", "disabled" or "deleted"
+    limited: bool  # has a credit limit: its requests hold on their own
 
 
 @dataclass
@@ -101,7 +103,8 @@ class Call:
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     model: Model | None = None
     model_id: str = ""
-    hold_id: uuid.UUID | None = None
+    hold_id: uuid.UUID | None = None  # its own hold (a key with a credit limit)
+    leased: int = 0  # what it took from the worker's lease
     streamed: bool = False
     status: int = 0
     error: str = ""
@@ -179,7 +182,13 @@ class ProxyApp:
                 auto_decompress=False,
                 skip_auto_headers=["User-Agent"],
             )
-            self.ledger = Ledger(pool, on_autotopup_due=self.autotopup_due)
+            self.ledger = Ledger(
+                pool,
+                lease_want_nanos=settings.PROXY_LEASE_NANOS,
+                lease_idle_seconds=settings.PROXY_LEASE_IDLE_SECONDS,
+                lease_ttl=timedelta(seconds=settings.PROXY_LEASE_TTL_SECONDS),
+                on_autotopup_due=self.autotopup_due,
+            )
             self.pool = pool
 
     def autotopup_due(self, account_id: int) -> None:
@@ -203,6 +212,8 @@ class ProxyApp:
         )
 
     async def stop(self):
+        if self.ledger is not None:
+            await self.ledger.close()
         if self.http is not None:
             await self.http.close()
         if self.pool is not None:
@@ -283,8 +294,8 @@ class ProxyApp:
         async with self.pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT id, account_id, CASE WHEN deleted_at IS NOT NULL "
-                "THEN 'deleted' ELSE status END FROM apikeys_apikey "
-                "WHERE digest = %s AND kind = 'payg'",
+                "THEN 'deleted' ELSE status END, limit_nanos IS NOT NULL "
+                "FROM apikeys_apikey WHERE digest = %s AND kind = 'payg'",
                 [digest],
             )
             row = await cursor.fetchone()
@@ -296,7 +307,7 @@ class ProxyApp:
     async def proxy(self, call: Call, scope, receive, send):
         body = await read_body(receive)
         try:
-            request = json.loads(body)
+            request = orjson.loads(body)
         except ValueError:
             raise bad_request("The request body is not valid JSON") from None
         if not isinstance(request, dict):
@@ -373,30 +384,30 @@ class ProxyApp:
             client.stop()
 
     async def hold_place(self, call, amount, prompt_bound, output_allowance, price):
-        call.hold_id = uuid.uuid4()
-        expires = call.created_at + max(
-            settings.HOLD_TTL,
-            timedelta(seconds=call.model.provider.read_timeout * 2 + 60),
-        )
+        own_hold = None
+        if call.key.limited:
+            expires = call.created_at + max(
+                settings.HOLD_TTL,
+                timedelta(seconds=call.model.provider.read_timeout * 2 + 60),
+            )
+            own_hold = {
+                "hold": str(uuid.uuid4()),
+                "api_key": call.key.key_id,
+                "amount": amount,
+                "expires": expires.isoformat(),
+                "reference": str(call.id),
+            }
         try:
-            held = await self.ledger.hold(
-                call.key.account_id,
-                {
-                    "hold": str(call.hold_id),
-                    "api_key": call.key.key_id,
-                    "amount": amount,
-                    "expires": expires.isoformat(),
-                    "reference": str(call.id),
-                },
+            held = await self.ledger.admit(
+                call.key.account_id, amount, own_hold=own_hold
             )
         except Exception:
             logger.exception("request %s: the hold could not be placed", call.id)
-            call.hold_id = None
             raise BillingUnavailable from None
+        call.hold_id, call.leased = held.hold_id, held.leased_nanos
         refusal, available = held.refusal, held.available_nanos
         if refusal is None:
             return
-        call.hold_id = None
         affordable = affordable_output_tokens(
             available=available or 0, prompt_bound=prompt_bound, price=price
         )
@@ -431,7 +442,10 @@ class ProxyApp:
         )
         request = asyncio.ensure_future(
             self.http.post(
-                url, data=json.dumps(upstream_request), headers=headers, timeout=timeout
+                url,
+                data=orjson.dumps(upstream_request),
+                headers=headers,
+                timeout=timeout,
             )
         )
         # A client that goes away before upstream answers cancels the call.
@@ -522,7 +536,7 @@ class ProxyApp:
             await self.finish(call)
             return
         try:
-            answer = json.loads(body)
+            answer = orjson.loads(body)
         except ValueError:
             raise ApiError(
                 502,
@@ -630,7 +644,9 @@ class ProxyApp:
         could not be committed: the answer must then not be delivered."""
         try:
             await asyncio.shield(
-                self.ledger.settle(call.key.account_id, call.log_item())
+                self.ledger.settle(
+                    call.key.account_id, call.log_item(), leased=call.leased
+                )
             )
         except Exception:
             logger.exception("request %s could not be settled", call.id)

@@ -1,12 +1,21 @@
-"""Group commit of the proxy's writes, per account.
+"""The proxy's writes to the ledger: leases of credit, group-committed.
 
 Every change to an account takes its wallet row lock until its commit ends, so
-a hot account commits one transaction at a time. Requests of an account
-therefore queue their holds (before going upstream) and their settlements
-(after), and one task per account and kind commits everything queued as one
-statement, then the next batch: ``proxy_hold_many`` and ``proxy_settle_many``
-(``proxy/sql/proxy_v1.sql``). A request awaits its own batch, so when it goes
-upstream its hold is committed, and when it is answered its cost is.
+a hot account commits one transaction at a time. Two things keep the proxy off
+that lock:
+
+- **Leases.** Each worker holds some of an account's credits (a hold row of its
+  own) and admits requests against it in memory, with no database write. When
+  the lease runs short the worker grows it; when it sits unused it is given
+  back. The database never lets leases and holds together exceed the balance,
+  so concurrent requests on every worker can never spend more than it.
+- **Group commit.** A worker's finished requests, and its lease changes, queue
+  per account, and one task per account commits everything queued as one
+  ``proxy_batch`` statement (``proxy/sql/proxy_v1.sql``), then the next batch. A
+  request awaits its own batch: when it is answered, its cost is committed.
+
+Requests of keys with a credit limit hold on their own instead (a hold row
+each, ``proxy_hold_many``), because their limit is counted per key.
 
 Batches run in tasks of their own: a request cancelled by a client that went
 away still has its settlement committed.
@@ -16,10 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
+import orjson
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -28,9 +40,13 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 500
 
 
+def _dumps(value) -> str:
+    return orjson.dumps(value).decode()
+
+
 class AccountBatcher:
     """Queues items per account; ``commit(account_id, items)`` answers one
-    result per item, in order."""
+    result per item, in order. One batch per account at a time."""
 
     def __init__(self, commit: Callable[[int, list], Awaitable[list]]):
         self.commit = commit
@@ -42,7 +58,7 @@ class AccountBatcher:
         self._queues.setdefault(account_id, []).append((item, future))
         if account_id not in self._running:
             self._running.add(account_id)
-            asyncio.create_task(self._drain(account_id))  # noqa: RUF006 - tracked in _running
+            asyncio.create_task(self._drain(account_id))  # noqa: RUF006 - in _running
         return await asyncio.shield(future)
 
     async def _drain(self, account_id: int) -> None:
@@ -68,9 +84,13 @@ class AccountBatcher:
 
 
 @dataclass(frozen=True)
-class HoldResult:
-    refusal: str | None  # None, "insufficient_credits" or "key_limit_reached"
-    available_nanos: int | None
+class Admission:
+    """A request let in (``refusal`` None), or why not."""
+
+    refusal: str | None  # "insufficient_credits" or "key_limit_reached"
+    available_nanos: int = 0
+    hold_id: uuid.UUID | None = None  # its own hold (keys with a credit limit)
+    leased_nanos: int = 0  # what it took from the worker's lease
 
 
 @dataclass(frozen=True)
@@ -80,60 +100,189 @@ class Charged:
     bonus_nanos: int
 
 
+@dataclass
+class _Lease:
+    id: str | None = None
+    amount: int = 0  # as the database has it (or less, while giving back)
+    in_use: int = 0  # taken by requests in flight on this worker
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def free(self) -> int:
+        return self.amount - self.in_use
+
+
+@dataclass(frozen=True)
+class _Grow:
+    amount: int
+
+
+@dataclass(frozen=True)
+class _Settle:
+    item: dict
+    leased: int
+
+
 class Ledger:
-    """The proxy's two writes: holds and settlements, each group-committed."""
+    """Admission (against the lease) and settlement of one worker's requests."""
 
     SETTLE_RETRIES = 3
 
     def __init__(
         self,
         pool: AsyncConnectionPool,
+        *,
+        lease_want_nanos: int,
+        lease_idle_seconds: float,
+        lease_ttl: timedelta,
         on_autotopup_due: Callable[[int], None] = lambda account_id: None,
     ):
         self.pool = pool
+        self.lease_want = lease_want_nanos
+        self.lease_idle_seconds = lease_idle_seconds
+        self.lease_ttl = lease_ttl
         self.on_autotopup_due = on_autotopup_due
+        self.leases: dict[int, _Lease] = {}
+        self.batches = AccountBatcher(self._commit)
         self.holds = AccountBatcher(self._hold_many)
-        self.settlements = AccountBatcher(self._settle_many)
+        self._idle_task: asyncio.Task | None = None
 
-    async def hold(self, account_id: int, item: dict) -> HoldResult:
-        return await self.holds.submit(account_id, item)
+    # --- admission ------------------------------------------------------------
 
-    async def settle(self, account_id: int, item: dict) -> Charged:
-        """Queue a finished request (its log fields, hold and cost) and wait
-        until it is committed."""
-        return await self.settlements.submit(account_id, item)
+    async def admit(
+        self, account_id: int, amount: int, *, own_hold: dict | None = None
+    ) -> Admission:
+        """Let a request that may cost ``amount`` in, or refuse it. With
+        ``own_hold`` (a key with a credit limit) the request holds on its own."""
+        if own_hold is not None:
+            return await self.holds.submit(account_id, own_hold)
+        self._watch_idle()
+        lease = self.leases.setdefault(account_id, _Lease())
+        lease.last_used = time.monotonic()
+        if lease.free >= amount:
+            lease.in_use += amount
+            return Admission(None, leased_nanos=amount)
+        available = await self.batches.submit(account_id, _Grow(amount))
+        if lease.free >= amount:
+            lease.in_use += amount
+            return Admission(None, leased_nanos=amount)
+        return Admission("insufficient_credits", available_nanos=available + lease.free)
 
-    async def _hold_many(self, account_id: int, items: list[dict]) -> list[HoldResult]:
+    async def settle(self, account_id: int, item: dict, *, leased: int) -> Charged:
+        """Queue a finished request (its log fields, and its own hold or what it
+        took from the lease, and its cost) and wait until it is committed."""
+        item = dict(item, lease=leased > 0 or item.get("hold") is None)
+        return await self.batches.submit(account_id, _Settle(item, leased))
+
+    # --- the batch ------------------------------------------------------------
+
+    async def _commit(self, account_id: int, work: list) -> list:
+        lease = self.leases.setdefault(account_id, _Lease())
+        settles = [w for w in work if isinstance(w, _Settle)]
+        grows = [w.amount for w in work if isinstance(w, _Grow) and w.amount > 0]
+        need = max(sum(grows) - lease.free, 0) if grows else 0
+        want = need + self.lease_want if need else 0
+        give_back = 0
+        if not grows and lease.in_use == 0 and self._idle(lease):
+            give_back = lease.amount
+        # From here the lease is smaller: admissions meanwhile see what is left.
+        lease.amount -= give_back
+        expires = datetime.now(UTC) + self.lease_ttl
+        items = [s.item for s in settles]
+        answer = await self._run(
+            "SELECT proxy_batch(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                account_id,
+                lease.id,
+                Jsonb(items, dumps=_dumps),
+                give_back,
+                need,
+                want,
+                expires,
+                f"usage:{uuid.uuid4()}",
+                f"API usage: {len(items)} request{'s' if len(items) != 1 else ''}",
+            ],
+            retry=bool(settles),
+        )
+        lease.id = answer["lease"]
+        lease.amount = answer["lease_amount"]
+        for settle in settles:
+            lease.in_use -= settle.leased
+        if answer["autotopup_due"]:
+            self.on_autotopup_due(account_id)
+        charged = iter(answer["items"])
+        return [
+            Charged(*next(charged)) if isinstance(w, _Settle) else answer["available"]
+            for w in work
+        ]
+
+    async def _run(self, sql: str, params: list, *, retry: bool):
+        attempts = self.SETTLE_RETRIES if retry else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.pool.connection() as conn:
+                    cursor = await conn.execute(sql, params)
+                    (answer,) = await cursor.fetchone()
+                    return answer
+            except Exception:
+                # A retry is safe: settled holds are skipped and logs are
+                # written once; a lease of a batch that never committed is
+                # released by the sweep when it expires.
+                logger.exception("ledger batch failed (try %d)", attempt)
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    async def _hold_many(self, account_id: int, items: list[dict]) -> list[Admission]:
         async with self.pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT refusal, available FROM proxy_hold_many(%s, %s)",
-                [account_id, Jsonb(items)],
+                [account_id, Jsonb(items, dumps=_dumps)],
             )
-            return [HoldResult(*row) for row in await cursor.fetchall()]
+            rows = await cursor.fetchall()
+        return [
+            Admission(
+                refusal,
+                available or 0,
+                hold_id=None if refusal else uuid.UUID(item["hold"]),
+            )
+            for item, (refusal, available) in zip(items, rows, strict=True)
+        ]
 
-    async def _settle_many(self, account_id: int, items: list[dict]) -> list[Charged]:
-        entry_key = f"usage:{uuid.uuid4()}"
-        description = f"API usage: {len(items)} request{'s' if len(items) > 1 else ''}"
-        for attempt in range(1, self.SETTLE_RETRIES + 1):
-            try:
-                async with self.pool.connection() as conn:
-                    cursor = await conn.execute(
-                        "SELECT charged, from_topup, from_bonus, autotopup_due "
-                        "FROM proxy_settle_many(%s, %s, %s, %s)",
-                        [account_id, Jsonb(items), entry_key, description],
-                    )
-                    rows = await cursor.fetchall()
-                break
-            except Exception:
-                # A retry is safe: settled holds are skipped and logs are
-                # written once. Holds of a batch that never commits are
-                # released by the sweep.
-                logger.exception(
-                    "settling %d requests failed (try %d)", len(items), attempt
-                )
-                if attempt == self.SETTLE_RETRIES:
-                    raise
-                await asyncio.sleep(0.05 * attempt)
-        if rows and rows[0][3]:
-            self.on_autotopup_due(account_id)
-        return [Charged(*row[:3]) for row in rows]
+    # --- giving leases back -----------------------------------------------------
+
+    def _idle(self, lease: _Lease) -> bool:
+        return time.monotonic() - lease.last_used >= self.lease_idle_seconds
+
+    def _watch_idle(self) -> None:
+        if self._idle_task is None or self._idle_task.done():
+            self._idle_task = asyncio.create_task(self._give_back_idle())
+
+    async def _give_back_idle(self) -> None:
+        """Give back leases nobody on this worker has used for a while, so that
+        they do not sit apart from the account's other workers, or show as held."""
+        while self.leases:
+            await asyncio.sleep(self.lease_idle_seconds / 2)
+            for account_id, lease in list(self.leases.items()):
+                if lease.in_use or not self._idle(lease):
+                    continue
+                if lease.amount == 0:
+                    del self.leases[account_id]
+                    continue
+                try:
+                    await self.batches.submit(account_id, _Grow(0))
+                except Exception:
+                    logger.exception("giving back the lease of %s failed", account_id)
+
+    async def close(self) -> None:
+        """Give every lease back (a worker shutting down)."""
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        for account_id, lease in list(self.leases.items()):
+            if lease.amount and not lease.in_use:
+                lease.last_used = 0
+                try:
+                    await self.batches.submit(account_id, _Grow(0))
+                except Exception:
+                    logger.exception("giving back the lease of %s failed", account_id)

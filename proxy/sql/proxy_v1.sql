@@ -86,21 +86,35 @@ BEGIN
 END $$;
 
 
-DROP FUNCTION IF EXISTS proxy_settle_many(bigint, jsonb, text, text);
-
--- Settle a batch of finished requests of one account, and log them all:
--- p_items is a JSON array of objects with the request log's fields plus
--- "hold" (uuid or null, for a request refused before any hold), "api_key" and
--- "cost" (nanos). Each active hold is released and its cost charged in the
--- spending order, never more than is available (a shortfall is noted on the
--- request's log); the batch's charges become one `usage` journal entry. The
--- keys' usage and last-used time are updated once per key. Answers one row
--- per item, in order: what it was charged and from which pool, and whether the
--- account's auto top-up is now due.
-CREATE OR REPLACE FUNCTION proxy_settle_many(
-    p_account bigint, p_items jsonb, p_entry_key text, p_description text
-) RETURNS TABLE (hold uuid, charged bigint, from_topup bigint, from_bonus bigint,
-                 entry_id bigint, autotopup_due boolean)
+-- One batch of an account's work from one worker, under one lock and one
+-- commit (group commit: a hot account's transactions queue for its wallet row,
+-- so each should carry all that is waiting).
+--
+-- The worker's lease: credits a worker holds for the account (a hold row of
+-- its own, with an expiry that each batch renews), from which it admits
+-- requests without a database write. A batch settles finished requests
+-- (p_items: a JSON array of objects with the request log's fields, the "cost"
+-- in nanos, and either "hold": the uuid of the request's own hold — requests of
+-- keys with a credit limit hold on their own — or "lease": true), then gives
+-- back p_return nanos of the lease, then grows it by at least p_grow_need (if
+-- what is available allows; else by what is available) and at most
+-- p_grow_want, never by more than a quarter of what is available beyond the
+-- need.
+--
+-- Each request is charged its cost in the spending order, never more than is
+-- available (a shortfall is noted on its log); the part of a lease request's
+-- cost up to what remains of the lease is taken out of the lease. The batch's
+-- charges become one `usage` journal entry; the keys' usage and last-used time
+-- are updated once per key; every request gets its log.
+--
+-- Answers a JSON object: "items" ([charged, from top-up, from bonus] per item),
+-- "lease" (its id, or null when nothing is leased), "lease_amount", "granted",
+-- "available" (after the batch) and "autotopup_due".
+CREATE OR REPLACE FUNCTION proxy_batch(
+    p_account bigint, p_lease uuid, p_items jsonb, p_return bigint,
+    p_grow_need bigint, p_grow_want bigint, p_lease_expires timestamptz,
+    p_entry_key text, p_description text
+) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -110,6 +124,9 @@ DECLARE
     held bigint;
     item record;
     h billing_hold;
+    lease billing_hold;
+    lease_id uuid;
+    lease_left bigint := 0;
     release bigint;
     charge bigint;
     taken record;
@@ -120,6 +137,8 @@ DECLARE
     total_topup bigint := 0;
     total_bonus bigint := 0;
     new_entry bigint;
+    available bigint;
+    granted bigint := 0;
     -- One element per item, in order.
     holds uuid[] := '{}';
     costs bigint[] := '{}';
@@ -129,16 +148,26 @@ DECLARE
     keys bigint[] := '{}';
     key_releases bigint[] := '{}';
     settle_now boolean[] := '{}';
+    results jsonb := '[]';
     due boolean;
 BEGIN
     SELECT * INTO w FROM billing_wallet WHERE account_id = p_account FOR UPDATE;
     topup := w.topup_nanos;
     bonus := w.bonus_nanos;
     held := w.held_nanos;
+    IF p_lease IS NOT NULL THEN
+        SELECT * INTO lease FROM billing_hold
+         WHERE id = p_lease AND account_id = p_account AND state = 'active';
+        IF FOUND THEN
+            lease_id := lease.id;
+            lease_left := lease.amount_nanos;
+        END IF;
+    END IF;
 
     FOR item IN
         SELECT (value->>'hold')::uuid AS hold_id, (value->>'cost')::bigint AS cost,
-               (value->>'api_key')::bigint AS key_id
+               (value->>'api_key')::bigint AS key_id,
+               coalesce((value->>'lease')::boolean, false) AS on_lease
           FROM jsonb_array_elements(p_items)
     LOOP
         release := 0;
@@ -155,8 +184,11 @@ BEGIN
         ELSE
             IF h.state = 'active' THEN
                 release := h.amount_nanos;
+            ELSIF item.on_lease THEN
+                release := least(item.cost, lease_left);
+                lease_left := lease_left - release;
             END IF;
-            -- What this request may take: everything not held by other requests.
+            -- What this request may take: everything not held by others.
             charge := greatest(least(item.cost, topup + bonus - (held - release)), 0);
             IF charge > 0 THEN
                 SELECT * INTO taken
@@ -181,8 +213,43 @@ BEGIN
         key_releases := key_releases || CASE WHEN h.api_key_id IS NOT NULL
                                               AND h.state = 'active'
                                              THEN h.amount_nanos ELSE 0 END;
-        settle_now := settle_now || (h.state IS NOT NULL AND h.state <> 'settled');
+        settle_now := settle_now || (h.state IS NULL OR h.state <> 'settled');
+        results := results || jsonb_build_array(jsonb_build_array(
+            charge, took_topup, took_bonus));
     END LOOP;
+
+    -- The lease: give back, then grow.
+    IF p_return > 0 THEN
+        release := least(p_return, lease_left);
+        lease_left := lease_left - release;
+        held := held - release;
+    END IF;
+    available := topup + bonus - held;
+    IF p_grow_need > 0 AND available > 0 THEN
+        granted := least(available,
+                         greatest(p_grow_need,
+                                  least(p_grow_want, p_grow_need + available / 4)));
+        lease_left := lease_left + granted;
+        held := held + granted;
+        available := available - granted;
+    END IF;
+    IF lease_id IS NOT NULL THEN
+        IF lease_left > 0 THEN
+            UPDATE billing_hold SET amount_nanos = lease_left, expires_at = p_lease_expires
+             WHERE id = lease_id;
+        ELSE
+            UPDATE billing_hold SET state = 'released', closed_at = clock_timestamp()
+             WHERE id = lease_id;
+            lease_id := NULL;
+        END IF;
+    ELSIF lease_left > 0 THEN
+        lease_id := gen_random_uuid();
+        INSERT INTO billing_hold (id, account_id, amount_nanos, state, reference,
+                                  api_key_id, created_at, expires_at, cost_nanos,
+                                  charged_nanos)
+        VALUES (lease_id, p_account, lease_left, 'active', 'lease', NULL,
+                clock_timestamp(), p_lease_expires, 0, 0);
+    END IF;
 
     IF total_topup + total_bonus > 0 THEN
         new_entry := billing_entry_write(
@@ -196,54 +263,59 @@ BEGIN
          WHERE account_id = p_account;
     END IF;
 
-    UPDATE billing_hold b
-       SET state = 'settled', closed_at = clock_timestamp(), cost_nanos = s.cost,
-           charged_nanos = s.charged,
-           entry_id = CASE WHEN s.charged > 0 THEN new_entry END
-      FROM unnest(holds, costs, charges, settle_now) AS s(hold, cost, charged, now_)
-     WHERE b.id = s.hold AND s.now_;
+    IF cardinality(holds) > 0 THEN
+        UPDATE billing_hold b
+           SET state = 'settled', closed_at = clock_timestamp(), cost_nanos = s.cost,
+               charged_nanos = s.charged,
+               entry_id = CASE WHEN s.charged > 0 THEN new_entry END
+          FROM unnest(holds, costs, charges, settle_now) AS s(hold, cost, charged, now_)
+         WHERE b.id = s.hold AND s.now_;
 
-    UPDATE apikeys_apikey k
-       SET used_nanos = used_nanos + u.charged,
-           period_used_nanos = period_used_nanos + u.limited_charged,
-           held_nanos = held_nanos - u.released,
-           last_used_at = CASE WHEN last_used_at IS NULL
-                                 OR last_used_at < clock_timestamp() - interval '60 seconds'
-                               THEN clock_timestamp() ELSE last_used_at END
-      FROM (SELECT key_id, sum(charged) AS charged, sum(released) AS released,
-                   sum(CASE WHEN released > 0 THEN charged ELSE 0 END) AS limited_charged
-              FROM unnest(keys, charges, key_releases, settle_now)
-                   AS s(key_id, charged, released, now_)
-             WHERE key_id IS NOT NULL AND now_ IS NOT FALSE
-             GROUP BY key_id) u
-     WHERE k.id = u.key_id;
+        UPDATE apikeys_apikey k
+           SET used_nanos = used_nanos + u.charged,
+               period_used_nanos = period_used_nanos + u.limited_charged,
+               held_nanos = held_nanos - u.released,
+               last_used_at = CASE WHEN last_used_at IS NULL
+                                     OR last_used_at < clock_timestamp() - interval '60 seconds'
+                                   THEN clock_timestamp() ELSE last_used_at END
+          FROM (SELECT key_id, sum(charged) AS charged, sum(released) AS released,
+                       sum(CASE WHEN released > 0 THEN charged ELSE 0 END)
+                           AS limited_charged
+                  FROM unnest(keys, charges, key_releases, settle_now)
+                       AS s(key_id, charged, released, now_)
+                 WHERE key_id IS NOT NULL AND now_
+                 GROUP BY key_id) u
+         WHERE k.id = u.key_id;
 
-    INSERT INTO proxy_requestlog (
-        id, account_id, api_key_id, model, provider, endpoint, status, error,
-        streamed, prompt_tokens, cached_tokens, cache_write_tokens,
-        completion_tokens, reasoning_tokens, usage_estimated, cost_nanos,
-        cost_topup_nanos, cost_bonus_nanos, latency_ms, ttft_ms, created_at)
-    SELECT (i.value->>'id')::uuid, p_account, (i.value->>'api_key')::bigint,
-           i.value->>'model', i.value->>'provider', i.value->>'endpoint',
-           (i.value->>'status')::int,
-           left(coalesce(i.value->>'error', '')
-                || CASE WHEN charges[i.n] < costs[i.n]
-                        THEN ' (the balance covered only part of the cost)'
-                        ELSE '' END, 300),
-           (i.value->>'streamed')::boolean,
-           (i.value->>'prompt_tokens')::int, (i.value->>'cached_tokens')::int,
-           (i.value->>'cache_write_tokens')::int, (i.value->>'completion_tokens')::int,
-           (i.value->>'reasoning_tokens')::int, (i.value->>'usage_estimated')::boolean,
-           charges[i.n], topups[i.n], bonuses[i.n], (i.value->>'latency_ms')::int,
-           (i.value->>'ttft_ms')::int, (i.value->>'created_at')::timestamptz
-      FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(value, n)
-    ON CONFLICT (id) DO NOTHING;
+        INSERT INTO proxy_requestlog (
+            id, account_id, api_key_id, model, provider, endpoint, status, error,
+            streamed, prompt_tokens, cached_tokens, cache_write_tokens,
+            completion_tokens, reasoning_tokens, usage_estimated, cost_nanos,
+            cost_topup_nanos, cost_bonus_nanos, latency_ms, ttft_ms, created_at)
+        SELECT (i.value->>'id')::uuid, p_account, (i.value->>'api_key')::bigint,
+               i.value->>'model', i.value->>'provider', i.value->>'endpoint',
+               (i.value->>'status')::int,
+               left(coalesce(i.value->>'error', '')
+                    || CASE WHEN charges[i.n] < costs[i.n]
+                            THEN ' (the balance covered only part of the cost)'
+                            ELSE '' END, 300),
+               (i.value->>'streamed')::boolean,
+               (i.value->>'prompt_tokens')::int, (i.value->>'cached_tokens')::int,
+               (i.value->>'cache_write_tokens')::int,
+               (i.value->>'completion_tokens')::int,
+               (i.value->>'reasoning_tokens')::int,
+               (i.value->>'usage_estimated')::boolean,
+               charges[i.n], topups[i.n], bonuses[i.n], (i.value->>'latency_ms')::int,
+               (i.value->>'ttft_ms')::int, (i.value->>'created_at')::timestamptz
+          FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(value, n)
+        ON CONFLICT (id) DO NOTHING;
+    END IF;
 
     due := EXISTS (SELECT 1 FROM billing_autotopup a
                     WHERE a.account_id = p_account AND a.enabled
                       AND a.paused_at IS NULL AND a.in_flight_id IS NULL
                       AND topup + bonus - held < a.threshold_nanos);
-    RETURN QUERY SELECT s.hold, s.charged, s.topup, s.bonus, new_entry, due
-                   FROM unnest(holds, charges, topups, bonuses)
-                        AS s(hold, charged, topup, bonus);
+    RETURN jsonb_build_object(
+        'items', results, 'lease', lease_id, 'lease_amount', lease_left,
+        'granted', granted, 'available', available, 'autotopup_due', due);
 END $$;

@@ -97,3 +97,18 @@ def client_for(platform):
 @pytest.fixture
 def alice_client(alice_key, client_for):
     return client_for(alice_key.secret)
+
+
+def nothing_held(account, timeout: float = 5.0) -> bool:
+    """Wait until nothing of the account is held: a worker gives its lease back
+    once unused for PROXY_LEASE_IDLE_SECONDS."""
+    import time
+
+    from billing.selectors import balance_get
+
+    deadline = time.monotonic() + timeout
+    while balance_get(account=account).held_nanos:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -16,6 +16,7 @@ from billing.money import ceil_div
 from billing.reconciliation import ledger_check
 from billing.selectors import balance_get
 from proxy.models import RequestLog
+from tests.proxy.conftest import nothing_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,5 +154,5 @@ def test_seed_typescript_snippet_answers_streams_and_bills_exactly(
     ]
     balance = balance_get(account=alice.account)
     assert balance.total_nanos == before - 2 * expected
-    assert balance.held_nanos == 0
+    assert nothing_held(alice.account)
     assert ledger_check() == []
