@@ -533,6 +533,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2, help="c16, per mode")
     parser.add_argument("--quick", action="store_true", help="3 s cells, 1 s warm-up")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="uvicorn workers (default: as scripts/run, one per two cores)",
+    )
+    parser.add_argument(
         "--py-spy",
         metavar="DIR",
         help="record the platform (py-spy raw stacks) during its c16 cells; "
@@ -567,7 +573,7 @@ def main() -> None:
         connections.close_all()
         platform = PlatformProcess(
             database_url=os.environ["DATABASE_URL"],
-            workers=2,
+            workers=args.workers,
             env={
                 "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
                 "PROXY_KEY_CACHE_SECONDS": "3",
@@ -620,7 +626,8 @@ def main() -> None:
     print(f"\n{LEGEND}")
     print(f"\nload after: {load_after}")
     print(
-        f"cells of {seconds} s after a {warmup} s warm-up at c16; 2 uvicorn workers, "
+        f"cells of {seconds} s after a {warmup} s warm-up at c16; {args.workers} "
+        "uvicorn workers, "
         f"one hot account, upstream answers {COMPLETION_TOKENS} tokens at once\n"
     )
     verdict = []

@@ -117,7 +117,7 @@ class Call:
         return {
             "id": str(self.id),
             "hold": str(self.hold_id) if self.hold_id else None,
-            "api_key": self.key.key_id,
+            "api_key_id": self.key.key_id,
             "cost": self.cost,
             "model": self.model_id[:100],
             "provider": self.model.provider.name if self.model else "",

@@ -139,6 +139,8 @@ DECLARE
     new_entry bigint;
     available bigint;
     granted bigint := 0;
+    total_charge bigint := 0;
+    charged_before bigint := 0;
     -- One element per item, in order.
     holds uuid[] := '{}';
     costs bigint[] := '{}';
@@ -164,23 +166,25 @@ BEGIN
         END IF;
     END IF;
 
+    -- What each request is charged. The charges are then taken from the lots
+    -- at once: the spending order takes every bonus credit before any top-up
+    -- credit, so the first total_bonus nanos of the batch's charges, in order,
+    -- came from the bonus pool.
     FOR item IN
         SELECT (value->>'hold')::uuid AS hold_id, (value->>'cost')::bigint AS cost,
-               (value->>'api_key')::bigint AS key_id,
+               (value->>'api_key_id')::bigint AS key_id,
                coalesce((value->>'lease')::boolean, false) AS on_lease
           FROM jsonb_array_elements(p_items)
     LOOP
         release := 0;
         charge := 0;
         h := NULL;
-        took_topup := 0;
-        took_bonus := 0;
         IF item.hold_id IS NOT NULL THEN
             SELECT * INTO h FROM billing_hold WHERE id = item.hold_id;
         END IF;
         IF h.state = 'settled' THEN
-            -- Settled already (a retried batch): charge nothing again.
-            charge := h.charged_nanos;
+            -- Settled already (a retried batch): charged nothing again.
+            charge := 0;
         ELSE
             IF h.state = 'active' THEN
                 release := h.amount_nanos;
@@ -189,33 +193,37 @@ BEGIN
                 lease_left := lease_left - release;
             END IF;
             -- What this request may take: everything not held by others.
-            charge := greatest(least(item.cost, topup + bonus - (held - release)), 0);
-            IF charge > 0 THEN
-                SELECT * INTO taken
-                  FROM billing_take(p_account, charge, NULL, lot_ids, deltas);
-                lot_ids := taken.lot_ids;
-                deltas := taken.deltas;
-                took_topup := taken.from_topup;
-                took_bonus := taken.from_bonus;
-                topup := topup - took_topup;
-                bonus := bonus - took_bonus;
-                total_topup := total_topup + took_topup;
-                total_bonus := total_bonus + took_bonus;
-            END IF;
+            charge := greatest(
+                least(item.cost, topup + bonus - total_charge - (held - release)), 0);
+            total_charge := total_charge + charge;
             held := held - release;
         END IF;
         holds := holds || item.hold_id;
         costs := costs || item.cost;
         charges := charges || charge;
-        topups := topups || took_topup;
-        bonuses := bonuses || took_bonus;
         keys := keys || item.key_id;
         key_releases := key_releases || CASE WHEN h.api_key_id IS NOT NULL
                                               AND h.state = 'active'
                                              THEN h.amount_nanos ELSE 0 END;
         settle_now := settle_now || (h.state IS NULL OR h.state <> 'settled');
+    END LOOP;
+    IF total_charge > 0 THEN
+        SELECT * INTO taken FROM billing_take(p_account, total_charge, NULL, '{}', '{}');
+        lot_ids := taken.lot_ids;
+        deltas := taken.deltas;
+        total_topup := taken.from_topup;
+        total_bonus := taken.from_bonus;
+        topup := topup - total_topup;
+        bonus := bonus - total_bonus;
+    END IF;
+    FOR i IN 1 .. coalesce(cardinality(charges), 0) LOOP
+        took_bonus := greatest(least(charged_before + charges[i], total_bonus)
+                               - charged_before, 0);
+        bonuses := bonuses || took_bonus;
+        topups := topups || (charges[i] - took_bonus);
         results := results || jsonb_build_array(jsonb_build_array(
-            charge, took_topup, took_bonus));
+            charges[i], charges[i] - took_bonus, took_bonus));
+        charged_before := charged_before + charges[i];
     END LOOP;
 
     -- The lease: give back, then grow.
@@ -292,22 +300,18 @@ BEGIN
             streamed, prompt_tokens, cached_tokens, cache_write_tokens,
             completion_tokens, reasoning_tokens, usage_estimated, cost_nanos,
             cost_topup_nanos, cost_bonus_nanos, latency_ms, ttft_ms, created_at)
-        SELECT (i.value->>'id')::uuid, p_account, (i.value->>'api_key')::bigint,
-               i.value->>'model', i.value->>'provider', i.value->>'endpoint',
-               (i.value->>'status')::int,
-               left(coalesce(i.value->>'error', '')
-                    || CASE WHEN charges[i.n] < costs[i.n]
-                            THEN ' (the balance covered only part of the cost)'
-                            ELSE '' END, 300),
-               (i.value->>'streamed')::boolean,
-               (i.value->>'prompt_tokens')::int, (i.value->>'cached_tokens')::int,
-               (i.value->>'cache_write_tokens')::int,
-               (i.value->>'completion_tokens')::int,
-               (i.value->>'reasoning_tokens')::int,
-               (i.value->>'usage_estimated')::boolean,
-               charges[i.n], topups[i.n], bonuses[i.n], (i.value->>'latency_ms')::int,
-               (i.value->>'ttft_ms')::int, (i.value->>'created_at')::timestamptz
-          FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(value, n)
+        SELECT r.id, p_account, r.api_key_id, r.model, r.provider, r.endpoint,
+               r.status,
+               left(r.error || CASE WHEN charges[r.ordinality] < costs[r.ordinality]
+                                    THEN ' (the balance covered only part of the cost)'
+                                    ELSE '' END, 300),
+               r.streamed, r.prompt_tokens, r.cached_tokens, r.cache_write_tokens,
+               r.completion_tokens, r.reasoning_tokens, r.usage_estimated,
+               charges[r.ordinality], topups[r.ordinality], bonuses[r.ordinality],
+               r.latency_ms, r.ttft_ms,
+               r.created_at
+          FROM jsonb_populate_recordset(NULL::proxy_requestlog, p_items)
+               WITH ORDINALITY AS r
         ON CONFLICT (id) DO NOTHING;
     END IF;
 
