@@ -9,11 +9,21 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from apikeys.authentication import CHALLENGE
 from apikeys.errors import ApiKeyError
-from billing.errors import BillingError, IdempotencyConflict, InsufficientCredits
+from billing.errors import (
+    BillingError,
+    IdempotencyConflict,
+    InsufficientCredits,
+    PaymentFailed,
+    PaymentsNotConfigured,
+    UnknownPaymentMethod,
+)
 
 _STATUS = {
     InsufficientCredits: status.HTTP_402_PAYMENT_REQUIRED,
     IdempotencyConflict: status.HTTP_409_CONFLICT,
+    UnknownPaymentMethod: status.HTTP_404_NOT_FOUND,
+    PaymentsNotConfigured: status.HTTP_503_SERVICE_UNAVAILABLE,
+    PaymentFailed: status.HTTP_402_PAYMENT_REQUIRED,
 }
 
 

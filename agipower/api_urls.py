@@ -4,6 +4,7 @@ from django.urls import re_path
 
 from apikeys import api as apikeys_api
 from billing import api as billing_api
+from billing import payments_api
 from invoices import api as invoices_api
 
 urlpatterns = [
@@ -28,6 +29,30 @@ urlpatterns = [
         r"^requests/?$",
         apikeys_api.RequestLogListView.as_view(),
         name="api-requests",
+    ),
+    re_path(
+        r"^payment-methods/?$",
+        payments_api.PaymentMethodListView.as_view(),
+        name="api-payment-methods",
+    ),
+    re_path(
+        r"^payment-methods/(?P<pm_id>[A-Za-z0-9_]+)/?$",
+        payments_api.PaymentMethodDetailView.as_view(),
+        name="api-payment-method",
+    ),
+    re_path(r"^top-ups/?$", payments_api.TopUpCreateView.as_view(), name="api-top-ups"),
+    re_path(
+        r"^top-ups/(?P<topup_id>[0-9]+)/?$",
+        payments_api.TopUpDetailView.as_view(),
+        name="api-top-up",
+    ),
+    re_path(
+        r"^auto-top-up/?$", payments_api.AutoTopUpView.as_view(), name="api-auto-top-up"
+    ),
+    re_path(
+        r"^billing-profile/?$",
+        payments_api.BillingProfileView.as_view(),
+        name="api-billing-profile",
     ),
     re_path(
         r"^invoices/(?P<invoice_id>[0-9]+)/pdf/?$",

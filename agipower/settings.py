@@ -174,6 +174,8 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # Stripe's API address; tests point it at localstripe.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+# Stripe.js, for the console's card form (localstripe serves a stand-in).
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
 # dj-stripe: the local mirror of Stripe objects (customers, cards, payment
 # intents, events). Stripe stays the source of truth.
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")
@@ -250,6 +252,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The Stripe library logs every request at INFO.
+        "stripe": {"level": "WARNING"},
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
     },

@@ -38,3 +38,25 @@ class LedgerDrift(BillingError):
     """The wallet and the lots disagree: reconciliation must look at it."""
 
     code = "ledger_drift"
+
+
+class PaymentsNotConfigured(BillingError):
+    """Stripe keys are not set on this server (see STRIPE_SECRET_KEY)."""
+
+    code = "payments_not_configured"
+
+
+class UnknownPaymentMethod(BillingError):
+    """No such saved card on this account (it may be another account's)."""
+
+    code = "unknown_payment_method"
+
+
+class PaymentFailed(BillingError):
+    """Stripe refused or could not be reached; the message is safe to show."""
+
+    code = "payment_failed"
+
+
+class RefundFailed(PaymentFailed):
+    code = "refund_failed"

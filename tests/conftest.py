@@ -21,6 +21,18 @@ def new_key(prefix: str = "test") -> str:
     return f"{prefix}-{next(_keys)}"
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    # dj-stripe's own migrations take ~30 s: the test database gets its tables
+    # from one quick migration made from its models (see that module).
+    from django.conf import settings
+
+    settings.MIGRATION_MODULES = {
+        **getattr(settings, "MIGRATION_MODULES", {}),
+        "djstripe": "tests.stripe.djstripe_migrations",
+    }
+
+
 @pytest.fixture(autouse=True)
 def _isolated(settings):
     # A private cache per test process, not the files shared with development.

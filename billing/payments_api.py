@@ -1,0 +1,242 @@
+"""REST: saved cards, top-ups, auto top-up and the billing profile."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import BillingProfile
+from accounts.selectors import account_for_user
+from accounts.services import billing_profile_save
+from billing import payments
+from billing import stripe_gateway as gateway
+from billing.api import UsdField
+from billing.models import TopUp, TopUpMethod
+from billing.money import MoneyError, usd_to_nanos
+
+
+class UsdInputField(serializers.Field):
+    """A USD amount in: a decimal string (or a whole number), exactly."""
+
+    default_error_messages = {"invalid": "{message}"}
+
+    def to_internal_value(self, data) -> int:
+        if isinstance(data, float):
+            self.fail(
+                "invalid", message='send amounts as decimal strings, e.g. "100.00"'
+            )
+        try:
+            return usd_to_nanos(data)
+        except MoneyError as exc:
+            self.fail("invalid", message=str(exc))
+
+    def to_representation(self, value: int) -> str:
+        return UsdField().to_representation(value)
+
+
+class CardSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    brand = serializers.CharField()
+    last4 = serializers.CharField()
+    exp_month = serializers.IntegerField()
+    exp_year = serializers.IntegerField()
+    default = serializers.BooleanField()
+
+
+class PaymentMethodListView(APIView):
+    @extend_schema(responses=CardSerializer(many=True))
+    def get(self, request):
+        cards = gateway.cards_list(account=account_for_user(request.user))
+        return Response(CardSerializer(cards, many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: inline_serializer(
+                "SetupIntent",
+                {
+                    "setup_intent": serializers.CharField(),
+                    "client_secret": serializers.CharField(),
+                },
+            )
+        },
+    )
+    def post(self, request):
+        """Start saving a card: confirm the answer's client secret with
+        Stripe.js (confirmCardSetup)."""
+        intent = gateway.setup_intent_create(account=account_for_user(request.user))
+        return Response(
+            {"setup_intent": intent.id, "client_secret": intent.client_secret},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class PaymentMethodDetailView(APIView):
+    @extend_schema(responses=CardSerializer)
+    def get(self, request, pm_id: str):
+        card = gateway.card_get(
+            account=account_for_user(request.user), payment_method_id=pm_id
+        )
+        return Response(CardSerializer(card).data)
+
+    @extend_schema(
+        request=inline_serializer(
+            "CardUpdate", {"default": serializers.BooleanField()}
+        ),
+        responses=CardSerializer,
+    )
+    def patch(self, request, pm_id: str):
+        account = account_for_user(request.user)
+        if request.data.get("default") is not True:
+            raise serializers.ValidationError({"default": "only true is accepted"})
+        gateway.card_set_default(account=account, payment_method_id=pm_id)
+        return Response(
+            CardSerializer(
+                gateway.card_get(account=account, payment_method_id=pm_id)
+            ).data
+        )
+
+    def delete(self, request, pm_id: str):
+        gateway.card_detach(
+            account=account_for_user(request.user), payment_method_id=pm_id
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TopUpRequestSerializer(serializers.Serializer):
+    amount = UsdInputField()
+    payment_method = serializers.CharField(required=False, allow_blank=False)
+    method = serializers.ChoiceField(
+        choices=TopUpMethod.values, default=TopUpMethod.CARD
+    )
+    return_url = serializers.URLField(required=False)
+
+
+class TopUpSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    amount = UsdField(source="amount_nanos")
+    bonus = UsdField(source="bonus_nanos")
+    payment_intent = serializers.CharField(source="payment_intent_id")
+    status = serializers.CharField()
+    method = serializers.CharField()
+    failure_message = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class TopUpCreateView(APIView):
+    @extend_schema(
+        request=TopUpRequestSerializer,
+        responses={
+            201: inline_serializer(
+                "TopUpStarted",
+                {
+                    **TopUpSerializer().get_fields(),
+                    "client_secret": serializers.CharField(),
+                    "next_action": serializers.CharField(allow_null=True),
+                },
+            )
+        },
+    )
+    def post(self, request):
+        """Top up. With a saved ``payment_method`` the server confirms the
+        payment at once; ``status`` "requires_action" means Stripe.js must
+        finish 3-D Secure with ``client_secret``. Otherwise confirm with Stripe.js
+        (Alipay: with its redirect). Credits arrive when Stripe says the payment
+        succeeded: ``status`` "succeeded"."""
+        data = TopUpRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        started = payments.topup_start(
+            account=account_for_user(request.user),
+            amount_nanos=data.validated_data["amount"],
+            method=data.validated_data["method"],
+            payment_method_id=data.validated_data.get("payment_method"),
+            return_url=data.validated_data.get("return_url"),
+        )
+        body = {
+            **TopUpSerializer(started.topup).data,
+            "client_secret": started.client_secret,
+            "next_action": started.next_action,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TopUpDetailView(APIView):
+    @extend_schema(responses=TopUpSerializer)
+    def get(self, request, topup_id: int):
+        """The top-up; asks Stripe if it is still pending (after 3-D Secure or a
+        redirect), so the answer is current."""
+        topup = get_object_or_404(
+            TopUp, pk=topup_id, account=account_for_user(request.user)
+        )
+        if topup.status != "succeeded" and topup.payment_intent_id:
+            topup = payments.topup_check(topup=topup)
+        return Response(TopUpSerializer(topup).data)
+
+
+class AutoTopUpSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    threshold = UsdInputField(source="threshold_nanos")
+    amount = UsdInputField(source="amount_nanos")
+    payment_method = serializers.CharField(
+        source="payment_method_id", allow_blank=True, required=False, default=""
+    )
+    paused_reason = serializers.CharField(read_only=True)
+    paused_at = serializers.DateTimeField(read_only=True)
+
+
+class AutoTopUpView(APIView):
+    @extend_schema(responses=AutoTopUpSerializer)
+    def get(self, request):
+        row = payments.autotopup_get(account=account_for_user(request.user))
+        return Response(AutoTopUpSerializer(row).data)
+
+    @extend_schema(request=AutoTopUpSerializer, responses=AutoTopUpSerializer)
+    def put(self, request):
+        data = AutoTopUpSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        row = payments.autotopup_configure(
+            account=account_for_user(request.user), **data.validated_data
+        )
+        return Response(AutoTopUpSerializer(row).data)
+
+
+class BillingProfileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BillingProfile
+        fields = [
+            "name",
+            "country",
+            "address_line1",
+            "address_line2",
+            "city",
+            "state",
+            "postal_code",
+            "tax_id",
+        ]
+
+    def validate_country(self, value: str) -> str:
+        value = value.strip().upper()
+        if len(value) != 2 or not value.isalpha():
+            raise serializers.ValidationError("a two-letter country code, e.g. US")
+        return value
+
+
+class BillingProfileView(APIView):
+    @extend_schema(responses=BillingProfileSerializer)
+    def get(self, request):
+        profile = get_object_or_404(
+            BillingProfile, account=account_for_user(request.user)
+        )
+        return Response(BillingProfileSerializer(profile).data)
+
+    @extend_schema(request=BillingProfileSerializer, responses=BillingProfileSerializer)
+    def put(self, request):
+        data = BillingProfileSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        profile = billing_profile_save(
+            account=account_for_user(request.user), **data.validated_data
+        )
+        return Response(BillingProfileSerializer(profile).data)

@@ -1,0 +1,96 @@
+"""Stripe fixtures, for any test folder.
+
+Use them from another folder's conftest.py::
+
+    from tests.stripe.fixtures import *  # noqa: F403  (the Stripe fixtures)
+
+- ``localstripe`` (session): one localstripe server per test process, shared by
+  every folder that imports it; ``.api_base``, ``.js_url``, ``.flush()``...
+- ``stripe_settings``: Stripe keys shaped like real test keys, and
+  ``STRIPE_API_BASE`` and ``STRIPE_JS_URL`` pointed at localstripe, for one
+  test.
+- ``stripe_webhooks`` (needs ``live_server``, hence a transactional database):
+  localstripe posts its events to ``live_server.url + "/stripe/webhook/"``
+  signed with the test secret; afterwards the endpoint is forgotten, posts in
+  flight are waited for and localstripe's data is flushed. Its ``wait_for``
+  polls for what a webhook should have done.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import stripe
+
+from tests.stripe.localstripe_runner import LocalStripe
+
+__all__ = ["localstripe", "stripe_settings", "stripe_webhooks"]
+
+SECRET_KEY = "sk_test_" + "AgiPowerLocalStripe00001"
+PUBLISHABLE_KEY = "pk_test_" + "AgiPowerLocalStripe00001"
+WEBHOOK_SECRET = "whsec_" + "AgiPowerLocalStripeWebhook01"
+WEBHOOK_PATH = "/stripe/webhook/"
+
+_server: LocalStripe | None = None
+
+
+def localstripe_server() -> LocalStripe:
+    """The process's localstripe, started on first use, stopped at exit."""
+    global _server
+    if _server is None:
+        _server = LocalStripe().start()
+        atexit.register(_server.stop)
+    return _server
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> LocalStripe:
+    return localstripe_server()
+
+
+@pytest.fixture
+def stripe_settings(settings, localstripe):
+    settings.STRIPE_SECRET_KEY = SECRET_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = PUBLISHABLE_KEY
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.STRIPE_API_BASE = localstripe.api_base
+    settings.STRIPE_JS_URL = localstripe.js_url
+    settings.STRIPE_LIVE_MODE = False
+    api_base = stripe.api_base
+    # For the tests' own calls too (the gateway sets it on every call).
+    stripe.api_base = localstripe.api_base
+    yield settings
+    # The gateway sets it on every call; leave no localstripe address behind.
+    stripe.api_base = api_base
+
+
+@dataclass
+class StripeWebhooks:
+    url: str
+    secret: str
+    localstripe: LocalStripe
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float = 5.0) -> object:
+        """Poll until ``predicate()`` is truthy (localstripe sends an event
+        about a second after it happens); its last value otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value or time.monotonic() > deadline:
+                return value
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def stripe_webhooks(live_server, stripe_settings, localstripe):
+    url = live_server.url + WEBHOOK_PATH
+    webhook_id = localstripe.register_webhook(url, WEBHOOK_SECRET)
+    yield StripeWebhooks(url=url, secret=WEBHOOK_SECRET, localstripe=localstripe)
+    localstripe.unregister_webhook(webhook_id)
+    # Before the test database is emptied: no post may still be writing.
+    localstripe.deliveries_wait()
+    localstripe.flush()
