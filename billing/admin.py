@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from accounts.models import Account
 from billing.errors import BillingError
 from billing.models import (
+    AutoTopUp,
     CreditLot,
     Hold,
     LedgerEntry,
@@ -22,9 +23,12 @@ from billing.models import (
     LotSource,
     Pool,
     ReconciliationRun,
+    TopUp,
+    TopUpStatus,
     Wallet,
 )
 from billing.money import MoneyError, format_usd, usd_to_nanos
+from billing.payments import refundable_nanos, topup_refund
 from billing.services import GRANT_SOURCES, credit_grant
 
 
@@ -254,3 +258,104 @@ class AccountAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return render(request, "admin/billing/grant.html", context)
+
+
+class RefundForm(forms.Form):
+    amount = forms.CharField(help_text="USD, whole cents")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean_amount(self) -> int:
+        try:
+            return usd_to_nanos(self.cleaned_data["amount"])
+        except MoneyError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@admin.register(TopUp)
+class TopUpAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "account",
+        _usd("amount_nanos", "amount"),
+        _usd("bonus_nanos", "bonus"),
+        "status",
+        "method",
+        "automatic",
+        _usd("refunded_nanos", "refunded"),
+        "disputed",
+        "refund_link",
+    )
+    list_filter = ("status", "method", "automatic", "disputed")
+    search_fields = ("account__owner__email", "payment_intent_id")
+    list_select_related = ("account__owner",)
+
+    @admin.display(description="")
+    def refund_link(self, topup):
+        if topup.status != TopUpStatus.SUCCEEDED:
+            return ""
+        url = reverse("admin:billing_topup_refund", args=[topup.pk])
+        return format_html('<a href="{}">Refund</a>', url)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:topup_id>/refund/",
+                self.admin_site.admin_view(self.refund_view),
+                name="billing_topup_refund",
+            ),
+            *super().get_urls(),
+        ]
+
+    def refund_view(self, request, topup_id: int):
+        if not request.user.is_superuser and not request.user.has_perm(
+            "billing.change_topup"
+        ):
+            raise PermissionDenied
+        topup = get_object_or_404(
+            TopUp.objects.select_related("account__owner"), pk=topup_id
+        )
+        refundable = refundable_nanos(topup)
+        form = RefundForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                topup_refund(
+                    topup=topup,
+                    amount_nanos=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user,
+                )
+            except BillingError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    f"Refunded {format_usd(form.cleaned_data['amount'])} of top-up "
+                    f"{topup.pk}; its credits were taken back.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:billing_topup_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Refund top-up {topup.pk} of {topup.account.owner.email}",
+            "topup": topup,
+            "refundable": format_usd(refundable),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/billing/refund.html", context)
+
+
+@admin.register(AutoTopUp)
+class AutoTopUpAdmin(ReadOnlyAdmin):
+    list_display = (
+        "account",
+        "enabled",
+        _usd("threshold_nanos", "threshold"),
+        _usd("amount_nanos", "amount"),
+        "in_flight",
+        "paused_reason",
+        "paused_at",
+    )
+    list_filter = ("enabled",)
+    search_fields = ("account__owner__email",)

@@ -1,0 +1,440 @@
+"""Top-ups against localstripe with real signed webhooks: credited once, from
+Stripe's word only; refunds and disputes take credits back."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import stripe
+from django.test import Client
+from rest_framework.test import APIClient
+
+from accounts.services import billing_profile_save
+from billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus
+from billing.money import usd_to_nanos
+from billing.payments import payments_reconcile, topup_refund
+from billing.reconciliation import ledger_check
+from billing.selectors import balance_get, breakdown_get
+from invoices.models import Invoice
+from tests.stripe.fixtures import (
+    CHARGE_FAILS,
+    PUBLISHABLE_KEY,
+    THREE_D_SECURE,
+    WEBHOOK_SECRET,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def with_profile(user):
+    billing_profile_save(
+        account=user.account,
+        name=user.full_name or "Bob Builder",
+        country="GB",
+        address_line1="1 High Street",
+        city="Oxford",
+        postal_code="OX1 1AA",
+    )
+    return user
+
+
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def credits_of(account) -> list[tuple[str, int]]:
+    return sorted(
+        LedgerEntry.objects.filter(
+            account=account, kind__in=[EntryKind.TOPUP, EntryKind.BONUS]
+        ).values_list("kind", "amount_nanos")
+    )
+
+
+def signed(payload: dict, *, secret: str = WEBHOOK_SECRET, timestamp=None) -> dict:
+    body = json.dumps(payload)
+    timestamp = int(timestamp or time.time())
+    signature = stripe.WebhookSignature._compute_signature(
+        f"{timestamp}.{body}", secret
+    )
+    return {"body": body, "header": f"t={timestamp},v1={signature}"}
+
+
+def post_webhook(client: Client, event: dict):
+    return client.post(
+        "/stripe/webhook/",
+        data=event["body"],
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=event["header"],
+    )
+
+
+def succeeded_event(payment_intent: str, topup: TopUp, event_id: str) -> dict:
+    return {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2020-08-27",
+        "created": int(time.time()),
+        "livemode": False,
+        "type": "payment_intent.succeeded",
+        "data": {
+            "object": {
+                "id": payment_intent,
+                "object": "payment_intent",
+                "amount": topup.amount_nanos // 10**7,
+                "currency": "usd",
+                "status": "succeeded",
+                "metadata": {"topup": str(topup.pk)},
+            }
+        },
+    }
+
+
+def test_a_100_dollar_top_up_gives_120_of_credits_once_with_its_invoice(
+    bob, card_save, stripe_webhooks
+):
+    with_profile(bob)
+    card = card_save(bob.account)
+    response = api(bob).post(
+        "/api/v1/top-ups", {"amount": "100", "payment_method": card.id}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["amount"], body["bonus"], body["status"]) == (
+        "100.000000000",
+        "20.000000000",
+        "succeeded",
+    )
+    topup = TopUp.objects.get()
+    # The webhook arrives too, about a second later: it must not credit again.
+    stripe_webhooks.wait_for(
+        lambda: stripe_webhooks_received(topup.payment_intent_id), timeout=6
+    )
+    assert credits_of(bob.account) == [
+        ("bonus", usd_to_nanos("20")),
+        ("topup", usd_to_nanos("100")),
+    ]
+    balance = balance_get(account=bob.account)
+    assert (balance.topup_nanos, balance.bonus_nanos) == (
+        usd_to_nanos("100"),
+        usd_to_nanos("20"),
+    )
+    invoice = Invoice.objects.get()
+    assert invoice.topup == topup and invoice.total_nanos == usd_to_nanos("100")
+    assert topup.method_label.endswith("4242)")
+    assert ledger_check() == []
+
+
+def authenticate_3ds(localstripe, client_secret: str) -> None:
+    """What Stripe.js's confirmCardPayment does once the customer passed 3-D
+    Secure with their bank."""
+    import urllib.request
+
+    payment_intent = client_secret.split("_secret_")[0]
+    request = urllib.request.Request(  # noqa: S310 - the local Stripe
+        f"{localstripe.api_base}/v1/payment_intents/{payment_intent}"
+        "/_authenticate?success=true",
+        data=json.dumps(
+            {"key": PUBLISHABLE_KEY, "client_secret": client_secret}
+        ).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        assert response.status == 200
+
+
+def stripe_webhooks_received(payment_intent_id: str) -> bool:
+    from djstripe.models import Event
+
+    return Event.objects.filter(type="payment_intent.succeeded").exists()
+
+
+def test_a_3d_secure_top_up_is_credited_by_the_webhook(bob, card_save, stripe_webhooks):
+    with_profile(bob)
+    card = card_save(bob.account, THREE_D_SECURE)
+    body = (
+        api(bob)
+        .post(
+            "/api/v1/top-ups",
+            {"amount": "50", "payment_method": card.id},
+            format="json",
+        )
+        .json()
+    )
+    assert body["status"] == "requires_action"
+    assert credits_of(bob.account) == []
+    # Stripe.js finishes 3-D Secure in the browser; localstripe's own endpoint
+    # does what the customer's bank would.
+    authenticate_3ds(stripe_webhooks.localstripe, body["client_secret"])
+    assert stripe_webhooks.wait_for(lambda: credits_of(bob.account), timeout=8)
+    assert credits_of(bob.account) == [
+        ("bonus", usd_to_nanos("10")),
+        ("topup", usd_to_nanos("50")),
+    ]
+    assert TopUp.objects.get().status == TopUpStatus.SUCCEEDED
+
+
+def test_a_declined_card_credits_nothing(bob, card_save, stripe_settings):
+    with_profile(bob)
+    card = card_save(bob.account, CHARGE_FAILS)
+    response = api(bob).post(
+        "/api/v1/top-ups", {"amount": "20", "payment_method": card.id}, format="json"
+    )
+    assert response.status_code == 201
+    assert response.json()["status"] == TopUpStatus.FAILED
+    assert response.json()["failure_message"]
+    assert credits_of(bob.account) == []
+    assert not Invoice.objects.exists()
+
+
+def test_a_top_up_needs_a_billing_profile_and_a_sane_amount(bob, stripe_settings):
+    client = api(bob)
+    response = client.post("/api/v1/top-ups", {"amount": "100"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "billing_profile_required"
+    with_profile(bob)
+    for amount, message in [
+        ("4.99", "between $5.00 and $25,000.00"),
+        ("25000.01", "between"),
+        ("10.001", "whole cents"),
+        (10.5, "decimal strings"),
+    ]:
+        response = client.post("/api/v1/top-ups", {"amount": amount}, format="json")
+        assert response.status_code == 400
+        assert message in json.dumps(response.json()), response.json()
+    assert not TopUp.objects.exists()
+
+
+def test_without_stripe_keys_top_ups_say_payments_are_not_configured(bob, settings):
+    with_profile(bob)
+    settings.STRIPE_SECRET_KEY = ""
+    response = api(bob).post("/api/v1/top-ups", {"amount": "100"}, format="json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "payments_not_configured"
+
+
+def test_the_same_webhook_three_times_and_ten_at_once_credits_once(
+    bob, card_save, stripe_settings, live_server
+):
+    with_profile(bob)
+    card = card_save(bob.account, THREE_D_SECURE)
+    body = (
+        api(bob)
+        .post(
+            "/api/v1/top-ups",
+            {"amount": "100", "payment_method": card.id},
+            format="json",
+        )
+        .json()
+    )
+    topup = TopUp.objects.get()
+    event = signed(succeeded_event(body["payment_intent"], topup, "evt_dup_1"))
+    client = Client()
+    for _ in range(3):
+        assert post_webhook(client, event).status_code == 200
+    assert len(credits_of(bob.account)) == 2
+
+    # Another event for the same payment (Stripe may send one twice with new
+    # ids), ten deliveries at once through the live server.
+    import urllib.request
+
+    concurrent = signed(succeeded_event(body["payment_intent"], topup, "evt_dup_2"))
+    statuses = []
+
+    def deliver():
+        request = urllib.request.Request(  # noqa: S310
+            live_server.url + "/stripe/webhook/",
+            data=concurrent["body"].encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": concurrent["header"],
+            },
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
+            statuses.append(response.status)
+
+    threads = [threading.Thread(target=deliver) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 10
+    assert credits_of(bob.account) == [
+        ("bonus", usd_to_nanos("20")),
+        ("topup", usd_to_nanos("100")),
+    ]
+    assert Invoice.objects.count() == 1
+    assert ledger_check() == []
+
+
+@pytest.mark.parametrize("tamper", ["body", "signature", "none", "stale", "secret"])
+def test_a_tampered_unsigned_or_stale_webhook_is_400_and_credits_nothing(
+    bob, card_save, stripe_settings, tamper
+):
+    with_profile(bob)
+    card = card_save(bob.account, THREE_D_SECURE)
+    body = (
+        api(bob)
+        .post(
+            "/api/v1/top-ups",
+            {"amount": "100", "payment_method": card.id},
+            format="json",
+        )
+        .json()
+    )
+    topup = TopUp.objects.get()
+    payload = succeeded_event(body["payment_intent"], topup, "evt_bad")
+    event = signed(
+        payload,
+        secret="whsec_wrong" if tamper == "secret" else WEBHOOK_SECRET,
+        timestamp=time.time() - 301 if tamper == "stale" else None,
+    )
+    if tamper == "body":
+        event["body"] = event["body"].replace('"amount": 10000', '"amount": 1000000')
+    if tamper == "signature":
+        event["header"] = event["header"][:-4] + "0000"
+    client = Client()
+    if tamper == "none":
+        response = client.post(
+            "/stripe/webhook/", data=event["body"], content_type="application/json"
+        )
+    else:
+        response = post_webhook(client, event)
+    assert response.status_code == 400
+    assert credits_of(bob.account) == []
+
+
+def test_reconciliation_credits_a_payment_whose_webhook_was_lost(
+    bob, card_save, stripe_settings, localstripe
+):
+    with_profile(bob)
+    card = card_save(bob.account, THREE_D_SECURE)
+    body = (
+        api(bob)
+        .post(
+            "/api/v1/top-ups",
+            {"amount": "30", "payment_method": card.id},
+            format="json",
+        )
+        .json()
+    )
+    authenticate_3ds(localstripe, body["client_secret"])
+    # No webhook endpoint is registered here: the event is lost.
+    assert credits_of(bob.account) == []
+    report = payments_reconcile()
+    assert report["repaired"] == 1
+    assert len(credits_of(bob.account)) == 2
+    assert payments_reconcile()["repaired"] == 0
+    assert len(credits_of(bob.account)) == 2
+
+
+def _spend(account, usd: str):
+    from billing.services import balance_debit
+
+    balance_debit(account=account, amount_nanos=usd_to_nanos(usd), idempotency_key=usd)
+
+
+def test_a_refund_takes_back_what_remains_and_the_bonus_on_it(
+    bob, ops, card_save, stripe_settings
+):
+    with_profile(bob)
+    card = card_save(bob.account)
+    api(bob).post(
+        "/api/v1/top-ups", {"amount": "100", "payment_method": card.id}, format="json"
+    )
+    topup = TopUp.objects.get()
+    _spend(bob.account, "30")  # $20 of bonus first, then $10 of the top-up
+    with pytest.raises(Exception, match=r"at most \$90.00"):
+        topup_refund(
+            topup=topup, amount_nanos=usd_to_nanos("90.01"), reason="x", actor=ops
+        )
+    topup_refund(
+        topup=topup, amount_nanos=usd_to_nanos("50"), reason="asked", actor=ops
+    )
+    balance = balance_get(account=bob.account)
+    # $50 taken from the top-up's lot; its bonus was already spent.
+    assert (balance.topup_nanos, balance.bonus_nanos) == (usd_to_nanos("40"), 0)
+    refund = LedgerEntry.objects.get(kind=EntryKind.REFUND)
+    assert refund.amount_nanos == -usd_to_nanos("50") and refund.actor == ops
+    assert breakdown_get(account=bob.account)["refunds"] == -usd_to_nanos("50")
+    assert TopUp.objects.get().refunded_nanos == usd_to_nanos("50")
+    # What remains can still be refunded, not more.
+    topup_refund(
+        topup=TopUp.objects.get(),
+        amount_nanos=usd_to_nanos("40"),
+        reason="rest",
+        actor=ops,
+    )
+    assert balance_get(account=bob.account).total_nanos == 0
+    assert ledger_check() == []
+
+
+def test_a_full_refund_before_spending_forfeits_the_whole_bonus(
+    bob, ops, card_save, stripe_settings, client
+):
+    with_profile(bob)
+    card = card_save(bob.account)
+    api(bob).post(
+        "/api/v1/top-ups", {"amount": "100", "payment_method": card.id}, format="json"
+    )
+    topup = TopUp.objects.get()
+    client.force_login(ops)
+    page = client.get(f"/admin/billing/topup/{topup.pk}/refund/")
+    assert b"$100.00" in page.content
+    response = client.post(
+        f"/admin/billing/topup/{topup.pk}/refund/", {"amount": "100", "reason": "oops"}
+    )
+    assert response.status_code == 302
+    assert balance_get(account=bob.account).total_nanos == 0
+    assert ledger_check() == []
+
+
+def test_a_dispute_takes_back_credits_and_pauses_auto_top_up(
+    bob, card_save, stripe_settings
+):
+    from billing.models import AutoTopUp
+
+    with_profile(bob)
+    card = card_save(bob.account)
+    api(bob).post(
+        "/api/v1/top-ups", {"amount": "100", "payment_method": card.id}, format="json"
+    )
+    AutoTopUp.objects.create(
+        account=bob.account, enabled=True, payment_method_id=card.id
+    )
+    topup = TopUp.objects.get()
+    _spend(bob.account, "70")  # bonus $20, then $50 of the top-up: $50 remain
+    event = signed(
+        {
+            "id": "evt_dispute_1",
+            "object": "event",
+            "api_version": "2020-08-27",
+            "created": int(time.time()),
+            "livemode": False,
+            "type": "charge.dispute.created",
+            "data": {
+                "object": {
+                    "id": "dp_test_1",
+                    "object": "dispute",
+                    "amount": 10000,
+                    "currency": "usd",
+                    "payment_intent": topup.payment_intent_id,
+                    "status": "needs_response",
+                }
+            },
+        }
+    )
+    assert post_webhook(Client(), event).status_code == 200
+    assert post_webhook(Client(), event).status_code == 200  # redelivered
+    dispute = LedgerEntry.objects.get(kind=EntryKind.DISPUTE)
+    assert dispute.amount_nanos == -usd_to_nanos("50")
+    assert "already spent" in dispute.description
+    assert balance_get(account=bob.account).total_nanos == 0
+    assert AutoTopUp.objects.get().paused_at is not None
+    assert TopUp.objects.get().disputed
+    assert ledger_check() == []
