@@ -9,6 +9,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts.services import user_signup
+from agipower.celery import app as celery_app
 from billing.models import LotSource
 from billing.money import usd_to_nanos
 from billing.services import credit_grant
@@ -39,7 +40,11 @@ def _isolated(settings):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     }
+    # Tasks run where they are queued. Celery read Django's settings once, when
+    # its app was first used, so its own configuration is what counts.
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     cache.clear()
     yield

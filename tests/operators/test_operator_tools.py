@@ -179,14 +179,30 @@ def celery_worker_app(transactional_db, settings):
     from agipower.celery import app
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    saved = {
+        key: app.conf[key]
+        for key in ("broker_url", "task_always_eager", "broker_transport_options")
+    }
     app.conf.update(
         broker_url="memory://",
         task_always_eager=False,
         broker_transport_options={},
     )
+    _forget_connections(app)  # made to the configured broker
     with start_worker(app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
         yield app
-    app.conf.update(task_always_eager=True)
+    app.conf.update(saved)
+    _forget_connections(app)
+
+
+def _forget_connections(app) -> None:
+    """Celery keeps its broker connections and producers in pools made on first
+    use; after the broker changes they must be made anew."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
 
 
 def test_periodic_tasks_run_in_a_real_worker(celery_worker_app, django_user_model):

@@ -28,8 +28,12 @@ from tests.stripe.fixtures import SECRET_KEY
 
 def _stripe_customers(account) -> list:
     """The account's customers in Stripe (localstripe keeps every test's)."""
-    listed = stripe.Customer.list(api_key=SECRET_KEY, email=account.email)
-    return [c for c in listed.data if c.metadata["account_id"] == str(account.pk)]
+    listed = stripe.Customer.list(api_key=SECRET_KEY, email=account.email, limit=100)
+    return [
+        c
+        for c in listed.auto_paging_iter()
+        if c.metadata.get("account_id") == str(account.pk)
+    ]
 
 
 def _pay(account, card, **kwargs):
