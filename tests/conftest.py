@@ -77,3 +77,17 @@ def ops(db):
     from accounts.models import User
 
     return User.objects.create_superuser(email="ops@example.com", password=PASSWORD)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_released(django_db_setup, django_db_blocker):
+    """At the end, close what threads and platform processes left connected to
+    the test database, so that it can be dropped."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
