@@ -189,7 +189,29 @@ class Ledger:
         lease.amount -= give_back
         expires = datetime.now(UTC) + self.lease_ttl
         items = [s.item for s in settles]
-        answer = await self._run(
+        try:
+            answer = await self._run_batch(
+                account_id, lease, items, give_back, need, want, expires
+            )
+        finally:
+            # Finished either way: a request whose settlement failed is over too
+            # (it was answered with an error), so its share of the lease is free.
+            for settle in settles:
+                lease.in_use -= settle.leased
+        lease.id = answer["lease"]
+        lease.amount = answer["lease_amount"]
+        if answer["autotopup_due"]:
+            self.on_autotopup_due(account_id)
+        charged = iter(answer["items"])
+        return [
+            Charged(*next(charged)) if isinstance(w, _Settle) else answer["available"]
+            for w in work
+        ]
+
+    async def _run_batch(
+        self, account_id, lease, items, give_back, need, want, expires
+    ):
+        return await self._run(
             "SELECT proxy_batch(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 account_id,
@@ -202,19 +224,8 @@ class Ledger:
                 f"usage:{uuid.uuid4()}",
                 f"API usage: {len(items)} request{'s' if len(items) != 1 else ''}",
             ],
-            retry=bool(settles),
+            retry=bool(items),
         )
-        lease.id = answer["lease"]
-        lease.amount = answer["lease_amount"]
-        for settle in settles:
-            lease.in_use -= settle.leased
-        if answer["autotopup_due"]:
-            self.on_autotopup_due(account_id)
-        charged = iter(answer["items"])
-        return [
-            Charged(*next(charged)) if isinstance(w, _Settle) else answer["available"]
-            for w in work
-        ]
 
     async def _run(self, sql: str, params: list, *, retry: bool):
         attempts = self.SETTLE_RETRIES if retry else 1
