@@ -9,7 +9,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 from apikeys.models import ApiKey
-from apikeys.services import key_disable_by_operator
+from apikeys.services import key_disable_by_operator, key_enable_by_operator
 from billing.money import format_usd
 
 
@@ -76,7 +76,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "held",
     )
     readonly_fields = fields
-    actions = ["disable_selected"]
+    actions = ["disable_selected", "enable_selected"]
 
     def has_add_permission(self, request):
         return False
@@ -109,6 +109,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.display(description="held by requests in flight")
     def held(self, key: ApiKey) -> str:
         return format_usd(key.held_nanos, 9)
+
+    @admin.action(description="Enable selected keys", permissions=["disable"])
+    def enable_selected(self, request, queryset):
+        """Lift a block an operator placed (customers cannot)."""
+        keys = list(queryset.filter(deleted_at=None))
+        for key in keys:
+            key_enable_by_operator(api_key=key, operator=request.user)
+        self.message_user(
+            request,
+            f"Enabled {len(keys)} key{'s' if len(keys) != 1 else ''}.",
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Disable selected keys", permissions=["disable"])
     def disable_selected(self, request, queryset):

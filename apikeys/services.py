@@ -80,11 +80,17 @@ def key_update(
     if status is not None:
         if status not in KeyStatus.values:
             _bad("status", status, KeyStatus)
+        if (
+            status == KeyStatus.ENABLED
+            and api_key.disabled_by_id is not None
+            and api_key.status == KeyStatus.DISABLED
+        ):
+            raise ApiKeyError(
+                "status: this key was disabled by support "
+                f"({api_key.disabled_reason}); contact support to enable it"
+            )
         api_key.status = status
-        if status == KeyStatus.ENABLED:
-            api_key.disabled_reason = ""
-            api_key.disabled_by = None
-        fields += ["status", "disabled_reason", "disabled_by"]
+        fields += ["status"]
     if limit_nanos is not _UNSET or limit_reset is not None:
         new_limit = api_key.limit_nanos if limit_nanos is _UNSET else limit_nanos
         new_limit, new_reset = _clean_limit(
@@ -162,3 +168,14 @@ def _clean_limit(limit_nanos, limit_reset) -> tuple[int | None, str]:
 
 def _bad(field: str, value, choices):
     raise ApiKeyError(f"{field}: {value!r} is not one of {', '.join(choices.values)}")
+
+
+@transaction.atomic
+def key_enable_by_operator(*, api_key: ApiKey, operator: User) -> ApiKey:
+    """Lift an operator's block (the customer cannot)."""
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk, deleted_at=None)
+    api_key.status = KeyStatus.ENABLED
+    api_key.disabled_reason = ""
+    api_key.disabled_by = None
+    api_key.save(update_fields=["status", "disabled_reason", "disabled_by"])
+    return api_key

@@ -408,7 +408,8 @@ def holds_sweep_stale(*, now: datetime | None = None) -> int:
     released = 0
     for hold_id in stale.iterator():
         (done,) = _call_one(
-            "SELECT billing_hold_release(%s, %s)", [hold_id, HoldState.EXPIRED]
+            "SELECT billing_hold_release(%s, %s, %s)",
+            [hold_id, HoldState.EXPIRED, now],
         )
         if done:
             released += 1

@@ -112,6 +112,7 @@ class Call:
     cost: int = 0
     ttft_ms: int | None = None
     request: dict = field(default_factory=dict)
+    answer_started: bool = False
 
     def log_item(self) -> dict:
         return {
@@ -119,11 +120,11 @@ class Call:
             "hold": str(self.hold_id) if self.hold_id else None,
             "api_key_id": self.key.key_id,
             "cost": self.cost,
-            "model": self.model_id[:100],
+            "model": clean_text(self.model_id, 100),
             "provider": self.model.provider.name if self.model else "",
             "endpoint": self.endpoint,
             "status": self.status,
-            "error": self.error[:250],
+            "error": clean_text(self.error, 250),
             "streamed": self.streamed,
             "prompt_tokens": self.usage.prompt_tokens,
             "cached_tokens": self.usage.cached_tokens,
@@ -259,6 +260,20 @@ class ProxyApp:
             call.status, call.error = error.status, str(error)
             await self.finish(call)
             await respond(send, error.status, error.body())
+        except Exception:
+            # A fault of ours: the hold is settled (at what the call had
+            # counted, nothing if no answer was counted) and the caller told.
+            logger.exception("request %s failed", call.id)
+            call.status, call.error = 502, "internal error"
+            await self.finish(call)
+            if not call.answer_started:
+                error = ApiError(
+                    502,
+                    "The request failed",
+                    type="server_error",
+                    code="internal_error",
+                )
+                await respond(send, error.status, error.body())
 
     async def authenticate(self, scope) -> KeyInfo:
         secret = bearer_token(scope)
@@ -351,11 +366,18 @@ class ProxyApp:
             raise bad_request("'messages' must be a list", "messages")
         if call.endpoint == "embedding" and "input" not in request:
             raise bad_request("'input' is required", "input")
-        prompt_bound = min(
-            len(body) + body.count(b'"image_url"') * IMAGE_TOKEN_ALLOWANCE,
-            model.context_length,
+        if call.endpoint == "chat":
+            # A chat prompt fits the context; each token is at least one byte.
+            prompt_bound = min(
+                len(body) + body.count(b'"image_url"') * IMAGE_TOKEN_ALLOWANCE,
+                model.context_length,
+            )
+        else:
+            # Embeddings may carry many inputs, each up to the context length.
+            prompt_bound = len(body)
+        output_allowance = output_tokens_allowed(request, model) * choices_asked(
+            request
         )
-        output_allowance = output_tokens_allowed(request, model)
 
         # Hold.
         amount = hold_amount(
@@ -544,18 +566,27 @@ class ProxyApp:
                 type="upstream_error",
                 code="upstream_error",
             ) from None
+        if not isinstance(answer, dict):
+            raise ApiError(
+                502,
+                "The upstream provider answered something that is not an object",
+                type="upstream_error",
+                code="upstream_error",
+            )
         call.usage = usage_from(answer.get("usage")) or self.estimate_json(call, answer)
         call.cost = usage_cost(call.usage, price)
         call.status = 200
         # Commit the charge before the client has the answer.
         if not await self.finish(call):
             raise BillingUnavailable
+        call.answer_started = True
         await respond(send, 200, body)
 
     async def relay_stream(self, call, response, send, client, wants_usage, price):
         await send(
             {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS}
         )
+        call.answer_started = True
         relay = streaming.SseRelay(wants_usage=wants_usage)
         broken = None
         try:
@@ -577,8 +608,10 @@ class ProxyApp:
             broken = "client closed the stream"
         elif broken is None and not relay.done:
             broken = "the upstream provider's stream ended early"
+        # Upstream's own count when it came (even if the client left after it);
+        # else what was delivered, counted offline.
         usage = usage_from(relay.usage)
-        if usage is None or broken:
+        if usage is None:
             usage = self.estimate_stream(call, relay)
         call.usage = usage
         call.cost = usage_cost(usage, price)
@@ -758,20 +791,38 @@ async def respond(send, status: int, body: bytes, headers=JSON_HEADERS):
 
 
 def output_tokens_allowed(request: dict, model: Model) -> int:
-    """The output allowance of the hold: what the caller allows, else the
-    model's maximum output."""
+    """The output allowance of one choice in the hold: what the caller allows
+    (the larger, if it sends both limits: a provider may honour either), else
+    the model's maximum output."""
     if model.kind != "chat":
         return 0
+    allowed = []
     for name in ("max_completion_tokens", "max_tokens"):
         value = request.get(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise bad_request(f"'{name}' must be a positive integer", name)
-        if model.max_output_tokens:
-            return min(value, model.max_output_tokens)
-        return value
-    return model.max_output_tokens or model.context_length
+        allowed.append(value)
+    ceiling = model.max_output_tokens or model.context_length
+    return min(max(allowed), ceiling) if allowed else ceiling
+
+
+MAX_CHOICES = 128
+
+
+def choices_asked(request: dict) -> int:
+    """``n``: each choice may produce the whole output allowance."""
+    value = request.get("n", 1)
+    if value is None:
+        return 1
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_CHOICES
+    ):
+        raise bad_request(f"'n' must be an integer from 1 to {MAX_CHOICES}", "n")
+    return value
 
 
 def usage_from(usage) -> Usage | None:
@@ -798,6 +849,14 @@ def _count(value) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0
         else 0
     )
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Text from a caller or upstream, fit for a log row: no NUL, no lone
+    surrogates (neither goes into PostgreSQL's jsonb or text), at most
+    ``limit`` characters."""
+    text = text[:limit].replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def usd_plain(nanos: int) -> str:

@@ -53,6 +53,9 @@ class AccountBatcher:
         self._queues: dict[int, list[tuple[object, asyncio.Future]]] = {}
         self._running: set[int] = set()
 
+    def busy(self, account_id: int) -> bool:
+        return account_id in self._running or bool(self._queues.get(account_id))
+
     async def submit(self, account_id: int, item):
         future = asyncio.get_running_loop().create_future()
         self._queues.setdefault(account_id, []).append((item, future))
@@ -106,6 +109,7 @@ class _Lease:
     amount: int = 0  # as the database has it (or less, while giving back)
     in_use: int = 0  # taken by requests in flight on this worker
     last_used: float = field(default_factory=time.monotonic)
+    renewed: float = field(default_factory=time.monotonic)  # its expiry, last
 
     @property
     def free(self) -> int:
@@ -163,6 +167,7 @@ class Ledger:
             lease.in_use += amount
             return Admission(None, leased_nanos=amount)
         available = await self.batches.submit(account_id, _Grow(amount))
+        lease = self.leases.setdefault(account_id, _Lease())
         if lease.free >= amount:
             lease.in_use += amount
             return Admission(None, leased_nanos=amount)
@@ -181,6 +186,7 @@ class Ledger:
         settles = [w for w in work if isinstance(w, _Settle)]
         grows = [w.amount for w in work if isinstance(w, _Grow) and w.amount > 0]
         need = max(sum(grows) - lease.free, 0) if grows else 0
+        smallest = max(min(grows) - lease.free, 0) if grows else 0
         want = need + self.lease_want if need else 0
         give_back = 0
         if not grows and lease.in_use == 0 and self._idle(lease):
@@ -191,7 +197,7 @@ class Ledger:
         items = [s.item for s in settles]
         try:
             answer = await self._run_batch(
-                account_id, lease, items, give_back, need, want, expires
+                account_id, lease, items, give_back, need, smallest, want, expires
             )
         finally:
             # Finished either way: a request whose settlement failed is over too
@@ -200,6 +206,7 @@ class Ledger:
                 lease.in_use -= settle.leased
         lease.id = answer["lease"]
         lease.amount = answer["lease_amount"]
+        lease.renewed = time.monotonic()
         if answer["autotopup_due"]:
             self.on_autotopup_due(account_id)
         charged = iter(answer["items"])
@@ -209,19 +216,20 @@ class Ledger:
         ]
 
     async def _run_batch(
-        self, account_id, lease, items, give_back, need, want, expires
+        self, account_id, lease, items, give_back, need, smallest, want, expires
     ):
         return await self._run(
-            "SELECT proxy_batch(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "SELECT proxy_batch(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 account_id,
                 lease.id,
                 Jsonb(items, dumps=_dumps),
                 give_back,
                 need,
+                smallest,
                 want,
                 expires,
-                f"usage:{uuid.uuid4()}",
+                uuid.uuid4().hex,  # a retried batch is recognised by its key
                 f"API usage: {len(items)} request{'s' if len(items) != 1 else ''}",
             ],
             retry=bool(items),
@@ -273,18 +281,30 @@ class Ledger:
     async def _give_back_idle(self) -> None:
         """Give back leases nobody on this worker has used for a while, so that
         they do not sit apart from the account's other workers, or show as held."""
+        renew_every = self.lease_ttl.total_seconds() / 3
         while self.leases:
-            await asyncio.sleep(self.lease_idle_seconds / 2)
+            await asyncio.sleep(min(self.lease_idle_seconds / 2, renew_every))
             for account_id, lease in list(self.leases.items()):
+                if self.batches.busy(account_id):
+                    continue  # its batch renews it, and may be growing it
                 if lease.in_use or not self._idle(lease):
+                    # In use by long requests and no batch lately: renew its
+                    # expiry, or the sweep would release it under them.
+                    if lease.amount and time.monotonic() - lease.renewed > renew_every:
+                        await self._nudge(account_id)
                     continue
                 if lease.amount == 0:
                     del self.leases[account_id]
                     continue
-                try:
-                    await self.batches.submit(account_id, _Grow(0))
-                except Exception:
-                    logger.exception("giving back the lease of %s failed", account_id)
+                await self._nudge(account_id)
+
+    async def _nudge(self, account_id: int) -> None:
+        """A batch with nothing in it: it renews the lease, or gives it back
+        when it is idle."""
+        try:
+            await self.batches.submit(account_id, _Grow(0))
+        except Exception:
+            logger.exception("renewing the lease of %s failed", account_id)
 
     async def close(self) -> None:
         """Give every lease back (a worker shutting down)."""

@@ -52,15 +52,23 @@ class SseRelay:
         return b"".join(out)
 
     def delivered_text(self) -> str:
-        """The text of every choice delivered so far (content and reasoning)."""
+        """The text of every choice delivered so far: content, reasoning,
+        refusals and tool calls."""
         text = []
         for event in self._delivered:
             for choice in _data(event).get("choices") or []:
                 delta = choice.get("delta") or {}
-                for name in ("content", "reasoning_content", "reasoning"):
+                for name in ("content", "reasoning_content", "reasoning", "refusal"):
                     value = delta.get(name)
                     if isinstance(value, str):
                         text.append(value)
+                for call in delta.get("tool_calls") or []:
+                    function = (
+                        call.get("function") or {} if isinstance(call, dict) else {}
+                    )
+                    for name in ("name", "arguments"):
+                        if isinstance(function.get(name), str):
+                            text.append(function[name])
         return "".join(text)
 
 

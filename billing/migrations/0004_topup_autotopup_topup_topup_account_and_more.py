@@ -6,65 +6,145 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_billingprofile'),
-        ('billing', '0003_hold_api_key'),
+        ("accounts", "0002_billingprofile"),
+        ("billing", "0003_hold_api_key"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TopUp',
+            name="TopUp",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount_nanos', models.BigIntegerField()),
-                ('bonus_nanos', models.BigIntegerField(default=0)),
-                ('method', models.CharField(choices=[('card', 'Card'), ('alipay', 'Alipay')], max_length=8)),
-                ('payment_intent_id', models.CharField(blank=True, max_length=100, null=True, unique=True)),
-                ('payment_method_id', models.CharField(blank=True, max_length=100)),
-                ('card_brand', models.CharField(blank=True, max_length=20)),
-                ('card_last4', models.CharField(blank=True, max_length=4)),
-                ('status', models.CharField(choices=[('created', 'Created'), ('requires_action', 'Waiting for the customer (3-D Secure)'), ('processing', 'Processing'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('canceled', 'Canceled')], default='created', max_length=16)),
-                ('failure_message', models.CharField(blank=True, max_length=300)),
-                ('automatic', models.BooleanField(default=False, help_text='made by auto top-up')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('succeeded_at', models.DateTimeField(blank=True, null=True)),
-                ('refunded_nanos', models.BigIntegerField(default=0)),
-                ('disputed', models.BooleanField(default=False)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.account')),
-                ('entry', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='topup', to='billing.ledgerentry')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("amount_nanos", models.BigIntegerField()),
+                ("bonus_nanos", models.BigIntegerField(default=0)),
+                (
+                    "method",
+                    models.CharField(
+                        choices=[("card", "Card"), ("alipay", "Alipay")], max_length=8
+                    ),
+                ),
+                (
+                    "payment_intent_id",
+                    models.CharField(
+                        blank=True, max_length=100, null=True, unique=True
+                    ),
+                ),
+                ("payment_method_id", models.CharField(blank=True, max_length=100)),
+                ("card_brand", models.CharField(blank=True, max_length=20)),
+                ("card_last4", models.CharField(blank=True, max_length=4)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("created", "Created"),
+                            (
+                                "requires_action",
+                                "Waiting for the customer (3-D Secure)",
+                            ),
+                            ("processing", "Processing"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="created",
+                        max_length=16,
+                    ),
+                ),
+                ("failure_message", models.CharField(blank=True, max_length=300)),
+                (
+                    "automatic",
+                    models.BooleanField(default=False, help_text="made by auto top-up"),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("succeeded_at", models.DateTimeField(blank=True, null=True)),
+                ("refunded_nanos", models.BigIntegerField(default=0)),
+                ("disputed", models.BooleanField(default=False)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "entry",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="topup",
+                        to="billing.ledgerentry",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'top-up',
+                "verbose_name": "top-up",
             },
         ),
         migrations.CreateModel(
-            name='AutoTopUp',
+            name="AutoTopUp",
             fields=[
-                ('account', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='auto_topup', serialize=False, to='accounts.account')),
-                ('enabled', models.BooleanField(default=False)),
-                ('threshold_nanos', models.BigIntegerField(default=10000000000)),
-                ('amount_nanos', models.BigIntegerField(default=100000000000)),
-                ('payment_method_id', models.CharField(blank=True, max_length=100)),
-                ('paused_reason', models.CharField(blank=True, max_length=300)),
-                ('paused_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('in_flight', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='billing.topup')),
+                (
+                    "account",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="auto_topup",
+                        serialize=False,
+                        to="accounts.account",
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=False)),
+                ("threshold_nanos", models.BigIntegerField(default=10000000000)),
+                ("amount_nanos", models.BigIntegerField(default=100000000000)),
+                ("payment_method_id", models.CharField(blank=True, max_length=100)),
+                ("paused_reason", models.CharField(blank=True, max_length=300)),
+                ("paused_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "in_flight",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="billing.topup",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'auto top-up',
+                "verbose_name": "auto top-up",
             },
         ),
         migrations.AddIndex(
-            model_name='topup',
-            index=models.Index(fields=['account', '-created_at'], name='topup_account'),
+            model_name="topup",
+            index=models.Index(fields=["account", "-created_at"], name="topup_account"),
         ),
         migrations.AddConstraint(
-            model_name='topup',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_nanos__gt', 0)), name='topup_amount_positive'),
+            model_name="topup",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_nanos__gt", 0)),
+                name="topup_amount_positive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='topup',
-            constraint=models.CheckConstraint(condition=models.Q(('refunded_nanos__gte', 0), ('refunded_nanos__lte', models.F('amount_nanos'))), name='topup_refund_within_amount'),
+            model_name="topup",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("refunded_nanos__gte", 0),
+                    ("refunded_nanos__lte", models.F("amount_nanos")),
+                ),
+                name="topup_refund_within_amount",
+            ),
         ),
     ]

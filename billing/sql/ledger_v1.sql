@@ -276,8 +276,10 @@ END $$;
 
 -- Release an active hold without charging (p_state 'released'), or as the sweep
 -- of a hold whose worker died ('expired'). Returns false if it was not active.
-CREATE OR REPLACE FUNCTION billing_hold_release(p_hold uuid, p_state text)
-RETURNS boolean
+DROP FUNCTION IF EXISTS billing_hold_release(uuid, text);
+CREATE OR REPLACE FUNCTION billing_hold_release(
+    p_hold uuid, p_state text, p_now timestamptz DEFAULT NULL
+) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
     h billing_hold;
@@ -287,8 +289,11 @@ BEGIN
         RAISE EXCEPTION 'no hold %', p_hold USING ERRCODE = 'AP005';
     END IF;
     PERFORM 1 FROM billing_wallet WHERE account_id = h.account_id FOR UPDATE;
+    -- The sweep ('expired') releases only a hold still past its expiry: a
+    -- worker may have renewed it since the sweep listed it.
     UPDATE billing_hold SET state = p_state, closed_at = clock_timestamp()
      WHERE id = p_hold AND state = 'active'
+       AND (p_state <> 'expired' OR expires_at <= coalesce(p_now, clock_timestamp()))
     RETURNING * INTO h;
     IF NOT FOUND THEN
         RETURN false;

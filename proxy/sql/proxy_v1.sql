@@ -96,10 +96,13 @@ END $$;
 -- (p_items: a JSON array of objects with the request log's fields, the "cost"
 -- in nanos, and either "hold": the uuid of the request's own hold — requests of
 -- keys with a credit limit hold on their own — or "lease": true), then gives
--- back p_return nanos of the lease, then grows it by at least p_grow_need (if
--- what is available allows; else by what is available) and at most
--- p_grow_want, never by more than a quarter of what is available beyond the
--- need.
+-- back p_return nanos of the lease, then grows it by at least p_grow_need
+-- and at most p_grow_want, never by more than a quarter of what is available
+-- beyond the need; if what is available is short of the need, by just
+-- p_grow_min (the smallest request waiting) if that fits, else not at all.
+--
+-- A batch is done once: p_batch_key is recorded (in batch_done), and a batch
+-- retried after its commit's answer was lost answers from what it wrote.
 --
 -- Each request is charged its cost in the spending order, never more than is
 -- available (a shortfall is noted on its log); the part of a lease request's
@@ -110,10 +113,12 @@ END $$;
 -- Answers a JSON object: "items" ([charged, from top-up, from bonus] per item),
 -- "lease" (its id, or null when nothing is leased), "lease_amount", "granted",
 -- "available" (after the batch) and "autotopup_due".
+DROP FUNCTION IF EXISTS proxy_batch(
+    bigint, uuid, jsonb, bigint, bigint, bigint, timestamptz, text, text);
 CREATE OR REPLACE FUNCTION proxy_batch(
     p_account bigint, p_lease uuid, p_items jsonb, p_return bigint,
-    p_grow_need bigint, p_grow_want bigint, p_lease_expires timestamptz,
-    p_entry_key text, p_description text
+    p_grow_need bigint, p_grow_min bigint, p_grow_want bigint,
+    p_lease_expires timestamptz, p_batch_key text, p_description text
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -150,10 +155,27 @@ DECLARE
     keys bigint[] := '{}';
     key_releases bigint[] := '{}';
     settle_now boolean[] := '{}';
+    limited_keys boolean[] := '{}';
     results jsonb := '[]';
     due boolean;
 BEGIN
     SELECT * INTO w FROM billing_wallet WHERE account_id = p_account FOR UPDATE;
+    IF EXISTS (SELECT 1 FROM proxy_batchdone WHERE key = p_batch_key) THEN
+        -- Committed already: answer from what it wrote.
+        SELECT * INTO lease FROM billing_hold
+         WHERE id = p_lease AND account_id = p_account AND state = 'active';
+        RETURN jsonb_build_object(
+            'items', (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                                 coalesce(l.cost_nanos, 0), coalesce(l.cost_topup_nanos, 0),
+                                 coalesce(l.cost_bonus_nanos, 0)) ORDER BY i.n), '[]')
+                        FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(value, n)
+                        LEFT JOIN proxy_requestlog l ON l.id = (i.value->>'id')::uuid),
+            'lease', lease.id, 'lease_amount', coalesce(lease.amount_nanos, 0),
+            'granted', 0,
+            'available', w.topup_nanos + w.bonus_nanos - w.held_nanos,
+            'autotopup_due', false);
+    END IF;
+    INSERT INTO proxy_batchdone (key, done_at) VALUES (p_batch_key, clock_timestamp());
     topup := w.topup_nanos;
     bonus := w.bonus_nanos;
     held := w.held_nanos;
@@ -206,6 +228,9 @@ BEGIN
                                               AND h.state = 'active'
                                              THEN h.amount_nanos ELSE 0 END;
         settle_now := settle_now || (h.state IS NULL OR h.state <> 'settled');
+        -- Its key's credit limit counts the charge even if a sweep released the
+        -- hold meanwhile.
+        limited_keys := limited_keys || (h.api_key_id IS NOT NULL);
     END LOOP;
     IF total_charge > 0 THEN
         SELECT * INTO taken FROM billing_take(p_account, total_charge, NULL, '{}', '{}');
@@ -233,10 +258,14 @@ BEGIN
         held := held - release;
     END IF;
     available := topup + bonus - held;
-    IF p_grow_need > 0 AND available > 0 THEN
+    IF p_grow_need > 0 AND available >= p_grow_need THEN
         granted := least(available,
                          greatest(p_grow_need,
                                   least(p_grow_want, p_grow_need + available / 4)));
+    ELSIF p_grow_need > 0 AND p_grow_min > 0 AND available >= p_grow_min THEN
+        granted := p_grow_min;
+    END IF;
+    IF granted > 0 THEN
         lease_left := lease_left + granted;
         held := held + granted;
         available := available - granted;
@@ -261,8 +290,8 @@ BEGIN
 
     IF total_topup + total_bonus > 0 THEN
         new_entry := billing_entry_write(
-            p_account, 'usage', total_topup, total_bonus, topup, bonus, p_entry_key,
-            p_description, p_entry_key, NULL, lot_ids, deltas);
+            p_account, 'usage', total_topup, total_bonus, topup, bonus,
+            'usage:' || p_batch_key, p_description, p_batch_key, NULL, lot_ids, deltas);
     END IF;
     IF topup <> w.topup_nanos OR bonus <> w.bonus_nanos OR held <> w.held_nanos THEN
         UPDATE billing_wallet
@@ -287,10 +316,10 @@ BEGIN
                                      OR last_used_at < clock_timestamp() - interval '60 seconds'
                                    THEN clock_timestamp() ELSE last_used_at END
           FROM (SELECT key_id, sum(charged) AS charged, sum(released) AS released,
-                       sum(CASE WHEN released > 0 THEN charged ELSE 0 END)
+                       sum(CASE WHEN limited THEN charged ELSE 0 END)
                            AS limited_charged
-                  FROM unnest(keys, charges, key_releases, settle_now)
-                       AS s(key_id, charged, released, now_)
+                  FROM unnest(keys, charges, key_releases, settle_now, limited_keys)
+                       AS s(key_id, charged, released, now_, limited)
                  WHERE key_id IS NOT NULL AND now_
                  GROUP BY key_id) u
          WHERE k.id = u.key_id;

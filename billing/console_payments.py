@@ -1,0 +1,109 @@
+"""Console pages for payments: the Billing page and the page Alipay returns to.
+
+Thin on purpose: they render pages. The browser does the work through the REST
+API (``billing.payments_api``) with the session and the CSRF token, and Stripe.js
+collects cards. Nothing here credits anything: credits come only from Stripe's
+word that a payment succeeded (the webhook, or the server's own check).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from accounts.models import Account, BillingProfile
+from accounts.selectors import account_for_user
+from billing import stripe_gateway as gateway
+from billing.models import AutoTopUp, TopUp
+from billing.money import format_usd
+from billing.payments import MAX_TOPUP_NANOS, MIN_TOPUP_NANOS
+
+
+def payments_config() -> dict:
+    """What the console's payment dialogs need to know: whether payments work
+    here, Stripe.js and its publishable key, and the top-up rules."""
+    configured = gateway.stripe_configured()
+    return {
+        "configured": configured,
+        "publishable_key": settings.STRIPE_PUBLISHABLE_KEY if configured else "",
+        "js_url": settings.STRIPE_JS_URL if configured else "",
+        "bonus_rate": str(settings.BONUS_RATE),
+        "min_amount": format_usd(MIN_TOPUP_NANOS),
+        "max_amount": format_usd(MAX_TOPUP_NANOS),
+    }
+
+
+def payments_context() -> dict:
+    """The context the dialogs' template (``console/payments_dialogs.html``)
+    reads; a page without it makes the dialogs ask ``payments_config_json``."""
+    return {"payments": payments_config()}
+
+
+def _sentence(text: str) -> str:
+    """ "the card was declined" -> "The card was declined." """
+    text = (text or "").strip()
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def _account_or_none(user) -> Account | None:
+    try:
+        return account_for_user(user)
+    except Account.DoesNotExist:
+        # Staff made with createsuperuser have no billing account.
+        return None
+
+
+@login_required
+@require_GET
+def billing(request):
+    account = _account_or_none(request.user)
+    if account is None:
+        return render(request, "console/no_account.html", status=404)
+    auto = AutoTopUp.objects.filter(account=account).first()
+    context = {
+        "nav": "billing",
+        "profile": BillingProfile.objects.filter(account=account).first(),
+        "auto": {
+            "enabled": bool(auto and auto.enabled),
+            "paused": bool(auto and auto.enabled and auto.paused_at),
+            "paused_reason": _sentence(auto.paused_reason if auto else ""),
+            "threshold": format_usd(auto.threshold_nanos) if auto else "",
+            "amount": format_usd(auto.amount_nanos) if auto else "",
+        },
+        **payments_context(),
+    }
+    return render(request, "console/payments_billing.html", context)
+
+
+@login_required
+@require_GET
+def payments_config_json(request):
+    """The dialogs' settings, for pages whose view does not pass them."""
+    if _account_or_none(request.user) is None:
+        return JsonResponse({"detail": "no billing account"}, status=404)
+    return JsonResponse(payments_config())
+
+
+@login_required
+@require_GET
+def topup_return(request, topup_id: int):
+    """Where Stripe sends the customer back after Alipay. The page asks the API
+    for the top-up (which asks Stripe); what the URL says is never trusted."""
+    account = _account_or_none(request.user)
+    if account is None:
+        return render(request, "console/no_account.html", status=404)
+    topup = get_object_or_404(TopUp, pk=topup_id, account=account)
+    context = {
+        "nav": "payg",
+        "topup": topup,
+        "amount": format_usd(topup.amount_nanos),
+        "bonus": format_usd(topup.bonus_nanos),
+        "total": format_usd(topup.amount_nanos + topup.bonus_nanos),
+    }
+    return render(request, "console/topup_return.html", context)
