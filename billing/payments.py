@@ -148,6 +148,17 @@ def topup_check(*, topup: TopUp) -> TopUp:
             card_brand=intent.card_brand,
             card_last4=intent.card_last4,
         )
+    if topup.status == TopUpStatus.REQUIRES_ACTION and intent.status in (
+        "requires_payment_method",
+        "canceled",
+    ):
+        # 3-D Secure was refused or abandoned: this payment is over.
+        return topup_failed(
+            payment_intent_id=intent.id,
+            metadata_topup=str(topup.pk),
+            code=intent.error_code or intent.status,
+            message=intent.error_message or "the card's authentication failed",
+        )
     return topup
 
 

@@ -233,3 +233,21 @@ def test_session_writes_need_the_csrf_token(alice):
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
     assert client.get("/api/v1/keys").status_code == 200
+
+
+def test_a_customer_cannot_lift_a_block_support_placed(alice, ops):
+    from rest_framework.test import APIClient
+
+    from apikeys.services import key_create, key_disable_by_operator
+
+    created = key_create(account=alice.account, name="leaked")
+    key_disable_by_operator(api_key=created.api_key, operator=ops, reason="leaked")
+    client = APIClient()
+    client.force_login(alice)
+    response = client.patch(
+        f"/api/v1/keys/{created.api_key.pk}", {"status": "enabled"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "disabled by support" in response.json()["error"]["message"]
+    created.api_key.refresh_from_db()
+    assert created.api_key.status == "disabled"
