@@ -90,7 +90,7 @@ class Command(BaseCommand):
             ],
         }
         children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
-        self.stdout.write(f"AGIPower is up: {settings.SITE_URL} (Ctrl-C stops it)")
+        self.stdout.write(f"AGIPower is up: http://{host}:{port}/ (Ctrl-C stops it)")
 
         def stop(*_):
             for child in children.values():
