@@ -451,11 +451,11 @@ def autotopup_due(*, account_id: int) -> bool:
     if row is None:
         return False
     wallet = Wallet.objects.get(account_id=account_id)
-    return wallet.available_nanos < row.threshold_nanos
+    return wallet.total_nanos < row.threshold_nanos
 
 
 def autotopup_run(*, account_id: int) -> TopUp | None:
-    """If what is available fell below the threshold, charge the saved card
+    """If the balance fell below the threshold, charge the saved card
     once, off-session. The attempt is claimed in the database first (the
     in-flight top-up), so two workers or a retried task never charge twice; a
     decline pauses auto top-up until the customer saves its settings again."""
@@ -468,7 +468,9 @@ def autotopup_run(*, account_id: int) -> TopUp | None:
         if row is None:
             return None
         wallet = Wallet.objects.get(account_id=account_id)
-        if wallet.available_nanos >= row.threshold_nanos:
+        # The balance, not what is available: workers' leases and requests in
+        # flight hold credits for a moment without spending them.
+        if wallet.total_nanos >= row.threshold_nanos:
             return None
         topup = TopUp.objects.create(
             account_id=account_id,
