@@ -166,12 +166,11 @@ class Ledger:
         if lease.free >= amount:
             lease.in_use += amount
             return Admission(None, leased_nanos=amount)
-        available = await self.batches.submit(account_id, _Grow(amount))
-        lease = self.leases.setdefault(account_id, _Lease())
-        if lease.free >= amount:
-            lease.in_use += amount
+        # The batch takes this request's share of the grown lease for it.
+        admitted, available = await self.batches.submit(account_id, _Grow(amount))
+        if admitted:
             return Admission(None, leased_nanos=amount)
-        return Admission("insufficient_credits", available_nanos=available + lease.free)
+        return Admission("insufficient_credits", available_nanos=available)
 
     async def settle(self, account_id: int, item: dict, *, leased: int) -> Charged:
         """Queue a finished request (its log fields, and its own hold or what it
@@ -184,9 +183,13 @@ class Ledger:
     async def _commit(self, account_id: int, work: list) -> list:
         lease = self.leases.setdefault(account_id, _Lease())
         settles = [w for w in work if isinstance(w, _Settle)]
-        grows = [w.amount for w in work if isinstance(w, _Grow) and w.amount > 0]
-        need = max(sum(grows) - lease.free, 0) if grows else 0
-        smallest = max(min(grows) - lease.free, 0) if grows else 0
+        grows = [w for w in work if isinstance(w, _Grow) and w.amount > 0]
+        # The waiting requests' shares are taken now, before the lease grows,
+        # so that requests admitted meanwhile cannot use what they wait for.
+        reserved = sum(g.amount for g in grows)
+        lease.in_use += reserved
+        need = max(lease.in_use - lease.amount, 0)
+        smallest = min((g.amount for g in grows), default=0) if need else 0
         want = need + self.lease_want if need else 0
         give_back = 0
         if not grows and lease.in_use == 0 and self._idle(lease):
@@ -199,6 +202,9 @@ class Ledger:
             answer = await self._run_batch(
                 account_id, lease, items, give_back, need, smallest, want, expires
             )
+        except BaseException:
+            lease.in_use -= reserved
+            raise
         finally:
             # Finished either way: a request whose settlement failed is over too
             # (it was answered with an error), so its share of the lease is free.
@@ -207,11 +213,22 @@ class Ledger:
         lease.id = answer["lease"]
         lease.amount = answer["lease_amount"]
         lease.renewed = time.monotonic()
+        # If the balance could not cover every waiting request, the last ones
+        # are refused until the rest fit the lease.
+        refused = set()
+        for grow in reversed(grows):
+            if lease.in_use <= lease.amount:
+                break
+            lease.in_use -= grow.amount
+            refused.add(id(grow))
         if answer["autotopup_due"]:
             self.on_autotopup_due(account_id)
+        available = answer["available"] + max(lease.free, 0)
         charged = iter(answer["items"])
         return [
-            Charged(*next(charged)) if isinstance(w, _Settle) else answer["available"]
+            Charged(*next(charged))
+            if isinstance(w, _Settle)
+            else (id(w) not in refused, available)
             for w in work
         ]
 
