@@ -25,5 +25,7 @@ def account_open(*, owner: User, name: str = "") -> Account:
 def billing_profile_save(*, account: Account, **fields) -> BillingProfile:
     """Create or replace the account's billing profile (invoices keep their own
     snapshot, so earlier invoices do not change)."""
-    profile, _ = BillingProfile.objects.update_or_create(account=account, defaults=fields)
+    profile, _ = BillingProfile.objects.update_or_create(
+        account=account, defaults=fields
+    )
     return profile

@@ -236,10 +236,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.payments_reconcile",
         "schedule": crontab(minute="*/15"),
     },
-    "forget-proxy-batches": {
-        "task": "proxy.tasks.batches_forget",
-        "schedule": crontab(hour=4, minute=7),
-    },
     "reconcile-ledger": {
         "task": "billing.tasks.ledger_reconcile",
         "schedule": crontab(hour=3, minute=17),

@@ -136,14 +136,3 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} {self.status} ({self.id})"
-
-
-class BatchDone(models.Model):
-    """A settlement batch that committed, so that a retry of it (after its
-    answer was lost) is not applied twice. Kept for a day."""
-
-    key = models.CharField(max_length=64, primary_key=True)
-    done_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return self.key

@@ -5,25 +5,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BillingProfile',
+            name="BillingProfile",
             fields=[
-                ('account', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='profile', serialize=False, to='accounts.account')),
-                ('name', models.CharField(max_length=200, verbose_name='full name or company')),
-                ('country', models.CharField(help_text='ISO 3166-1 alpha-2, e.g. US', max_length=2)),
-                ('address_line1', models.CharField(max_length=200, verbose_name='address')),
-                ('address_line2', models.CharField(blank=True, max_length=200, verbose_name='address (line 2)')),
-                ('city', models.CharField(max_length=100)),
-                ('state', models.CharField(blank=True, max_length=100, verbose_name='state or region')),
-                ('postal_code', models.CharField(blank=True, max_length=20)),
-                ('tax_id', models.CharField(blank=True, max_length=50, verbose_name='tax ID')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="profile",
+                        serialize=False,
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=200, verbose_name="full name or company"
+                    ),
+                ),
+                (
+                    "country",
+                    models.CharField(
+                        help_text="ISO 3166-1 alpha-2, e.g. US", max_length=2
+                    ),
+                ),
+                (
+                    "address_line1",
+                    models.CharField(max_length=200, verbose_name="address"),
+                ),
+                (
+                    "address_line2",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="address (line 2)"
+                    ),
+                ),
+                ("city", models.CharField(max_length=100)),
+                (
+                    "state",
+                    models.CharField(
+                        blank=True, max_length=100, verbose_name="state or region"
+                    ),
+                ),
+                ("postal_code", models.CharField(blank=True, max_length=20)),
+                (
+                    "tax_id",
+                    models.CharField(blank=True, max_length=50, verbose_name="tax ID"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
     ]

@@ -6,41 +6,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_billingprofile'),
-        ('billing', '0004_topup_autotopup_topup_topup_account_and_more'),
+        ("accounts", "0002_billingprofile"),
+        ("billing", "0004_topup_autotopup_topup_topup_account_and_more"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='InvoiceCounter',
+            name="InvoiceCounter",
             fields=[
-                ('year', models.PositiveSmallIntegerField(primary_key=True, serialize=False)),
-                ('last', models.PositiveIntegerField(default=0)),
+                (
+                    "year",
+                    models.PositiveSmallIntegerField(primary_key=True, serialize=False),
+                ),
+                ("last", models.PositiveIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Invoice',
+            name="Invoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20, unique=True)),
-                ('issued_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('buyer', models.JSONField(help_text='The billing profile as it was when issued')),
-                ('lines', models.JSONField(help_text='[{description, quantity, amount_nanos}]')),
-                ('total_nanos', models.BigIntegerField()),
-                ('currency', models.CharField(default='USD', max_length=3)),
-                ('payment_method', models.CharField(max_length=100)),
-                ('payment_reference', models.CharField(max_length=100)),
-                ('pdf', models.FileField(blank=True, upload_to='invoices/%Y/')),
-                ('rendered_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.account')),
-                ('topup', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='invoice', to='billing.topup')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("number", models.CharField(max_length=20, unique=True)),
+                ("issued_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "buyer",
+                    models.JSONField(
+                        help_text="The billing profile as it was when issued"
+                    ),
+                ),
+                (
+                    "lines",
+                    models.JSONField(
+                        help_text="[{description, quantity, amount_nanos}]"
+                    ),
+                ),
+                ("total_nanos", models.BigIntegerField()),
+                ("currency", models.CharField(default="USD", max_length=3)),
+                ("payment_method", models.CharField(max_length=100)),
+                ("payment_reference", models.CharField(max_length=100)),
+                ("pdf", models.FileField(blank=True, upload_to="invoices/%Y/")),
+                ("rendered_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "topup",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="invoice",
+                        to="billing.topup",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['account', '-issued_at'], name='invoice_account')],
+                "indexes": [
+                    models.Index(
+                        fields=["account", "-issued_at"], name="invoice_account"
+                    )
+                ],
             },
         ),
     ]

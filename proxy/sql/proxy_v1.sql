@@ -101,8 +101,9 @@ END $$;
 -- beyond the need; if what is available is short of the need, by just
 -- p_grow_min (the smallest request waiting) if that fits, else not at all.
 --
--- A batch is done once: p_batch_key is recorded (in batch_done), and a batch
--- retried after its commit's answer was lost answers from what it wrote.
+-- A batch is done once: a batch retried after its commit's answer was lost
+-- finds its requests' logs and answers from what it wrote (a retried batch of
+-- lease changes only grows or gives back again, which does no harm).
 --
 -- Each request is charged its cost in the spending order, never more than is
 -- available (a shortfall is noted on its log); the part of a lease request's
@@ -156,11 +157,14 @@ DECLARE
     key_releases bigint[] := '{}';
     settle_now boolean[] := '{}';
     limited_keys boolean[] := '{}';
+    own_holds boolean := false;
     results jsonb := '[]';
     due boolean;
 BEGIN
     SELECT * INTO w FROM billing_wallet WHERE account_id = p_account FOR UPDATE;
-    IF EXISTS (SELECT 1 FROM proxy_batchdone WHERE key = p_batch_key) THEN
+    IF jsonb_array_length(p_items) > 0 AND EXISTS (
+        SELECT 1 FROM proxy_requestlog WHERE id = (p_items->0->>'id')::uuid
+    ) THEN
         -- Committed already: answer from what it wrote.
         SELECT * INTO lease FROM billing_hold
          WHERE id = p_lease AND account_id = p_account AND state = 'active';
@@ -175,7 +179,6 @@ BEGIN
             'available', w.topup_nanos + w.bonus_nanos - w.held_nanos,
             'autotopup_due', false);
     END IF;
-    INSERT INTO proxy_batchdone (key, done_at) VALUES (p_batch_key, clock_timestamp());
     topup := w.topup_nanos;
     bonus := w.bonus_nanos;
     held := w.held_nanos;
@@ -203,6 +206,7 @@ BEGIN
         h := NULL;
         IF item.hold_id IS NOT NULL THEN
             SELECT * INTO h FROM billing_hold WHERE id = item.hold_id;
+            own_holds := true;
         END IF;
         IF h.state = 'settled' THEN
             -- Settled already (a retried batch): charged nothing again.
@@ -301,12 +305,15 @@ BEGIN
     END IF;
 
     IF cardinality(holds) > 0 THEN
-        UPDATE billing_hold b
-           SET state = 'settled', closed_at = clock_timestamp(), cost_nanos = s.cost,
-               charged_nanos = s.charged,
-               entry_id = CASE WHEN s.charged > 0 THEN new_entry END
-          FROM unnest(holds, costs, charges, settle_now) AS s(hold, cost, charged, now_)
-         WHERE b.id = s.hold AND s.now_;
+        IF own_holds THEN
+            UPDATE billing_hold b
+               SET state = 'settled', closed_at = clock_timestamp(),
+                   cost_nanos = s.cost, charged_nanos = s.charged,
+                   entry_id = CASE WHEN s.charged > 0 THEN new_entry END
+              FROM unnest(holds, costs, charges, settle_now)
+                   AS s(hold, cost, charged, now_)
+             WHERE b.id = s.hold AND s.now_;
+        END IF;
 
         UPDATE apikeys_apikey k
            SET used_nanos = used_nanos + u.charged,

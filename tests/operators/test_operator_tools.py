@@ -257,5 +257,4 @@ def test_beat_schedules_the_ledger_tasks(settings):
         "billing.tasks.ledger_reconcile",
         "billing.tasks.autotopup_sweep",
         "billing.tasks.payments_reconcile",
-        "proxy.tasks.batches_forget",
     }
