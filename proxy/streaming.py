@@ -25,6 +25,19 @@ class SseRelay:
 
     def feed(self, chunk: bytes) -> bytes:
         """Take bytes from upstream; answer the bytes to send to the client."""
+        if (
+            not self._buffer
+            and chunk.endswith(b"\n\n")
+            and b'"usage":{' not in chunk
+            and b'"usage": {' not in chunk
+            and b"[DONE]" not in chunk
+            and b"\r" not in chunk
+        ):
+            # Whole events, none of them for billing: passed through as they are.
+            self._delivered.append(chunk)
+            if not self.content_seen and b'"content"' in chunk:
+                self.content_seen = True
+            return chunk
         data = self._buffer + chunk
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n")
@@ -55,7 +68,8 @@ class SseRelay:
         """The text of every choice delivered so far: content, reasoning,
         refusals and tool calls."""
         text = []
-        for event in self._delivered:
+        events = [e for block in self._delivered for e in block.split(b"\n\n") if e]
+        for event in events:
             for choice in _data(event).get("choices") or []:
                 delta = choice.get("delta") or {}
                 for name in ("content", "reasoning_content", "reasoning", "refusal"):
