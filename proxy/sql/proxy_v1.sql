@@ -1,7 +1,11 @@
--- The proxy's two statements per request: place a hold before going upstream,
--- and settle afterwards (many requests of one account at once). Each is one
--- round trip that commits on its own. Lock order, as everywhere: the wallet
--- row, then holds, then the API key row.
+-- Room on each page for the updates of workers' lease rows (HOT updates).
+ALTER TABLE billing_hold SET (fillfactor = 70);
+
+-- The proxy's writes: workers' leases of credit and the settlement of
+-- requests, a batch per account in one statement (proxy_batch), and the holds
+-- of requests of keys with a credit limit (proxy_hold_many). Each is one round
+-- trip that commits on its own. Lock order, as everywhere: the wallet row, then
+-- holds, then the API key row.
 
 
 -- When the current credit-limit period of a key began (UTC).
@@ -276,7 +280,15 @@ BEGIN
     END IF;
     IF lease_id IS NOT NULL THEN
         IF lease_left > 0 THEN
-            UPDATE billing_hold SET amount_nanos = lease_left, expires_at = p_lease_expires
+            -- The expiry is renewed only when less than half of its time is
+            -- left: otherwise it stays as it is, so that the update touches no
+            -- index (a HOT update) on this row that every batch changes.
+            UPDATE billing_hold
+               SET amount_nanos = lease_left,
+                   expires_at = CASE
+                       WHEN expires_at - clock_timestamp()
+                            < (p_lease_expires - clock_timestamp()) / 2
+                       THEN p_lease_expires ELSE expires_at END
              WHERE id = lease_id;
         ELSE
             UPDATE billing_hold SET state = 'released', closed_at = clock_timestamp()
