@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 AUTOTOPUP_ASK_SECONDS = 5.0
+USAGE_AFTER_FINISH_SECONDS = 2.0
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embedding"}
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SSE_HEADERS = [
@@ -496,11 +497,17 @@ class ProxyApp:
                 code="upstream_unreachable",
             ) from None
         async with response:
-            # If the client goes away, upstream is closed at once.
-            client.on_gone(response.close)
+            streaming_answer = (
+                response.status == 200
+                and call.streamed
+                and response.content_type == "text/event-stream"
+            )
+            if not streaming_answer:
+                # If the client goes away, upstream is closed at once.
+                client.on_gone(response.close)
             if response.status != 200:
                 await self.upstream_failed(call, response)
-            if call.streamed and response.content_type == "text/event-stream":
+            if streaming_answer:
                 await self.relay_stream(
                     call, response, send, client, wants_usage, price
                 )
@@ -588,6 +595,19 @@ class ProxyApp:
         )
         call.answer_started = True
         relay = streaming.SseRelay(wants_usage=wants_usage)
+
+        def client_gone():
+            # Mid-answer, upstream is closed at once. If the answer was already
+            # finished, upstream's usage event follows in a moment: it is read
+            # (for a little while) so the bill is exact, not estimated.
+            if relay.finished:
+                asyncio.get_running_loop().call_later(
+                    USAGE_AFTER_FINISH_SECONDS, response.close
+                )
+            else:
+                response.close()
+
+        client.on_gone(client_gone)
         broken = None
         try:
             async for chunk in response.content.iter_any():
@@ -609,7 +629,7 @@ class ProxyApp:
             broken = "the upstream provider timed out mid-stream"
         except aiohttp.ClientError:
             broken = "the upstream provider's stream broke off"
-        if client.gone:
+        if client.gone and not (relay.done and relay.usage):
             broken = "client closed the stream"
         elif broken is None and not relay.done:
             broken = "the upstream provider's stream ended early"

@@ -10,8 +10,10 @@ when the stream ends early.
 from __future__ import annotations
 
 import json
+import re
 
 DONE = b"data: [DONE]"
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
 
 class SseRelay:
@@ -20,6 +22,7 @@ class SseRelay:
         self.done = False
         self.usage: dict | None = None
         self.content_seen = False
+        self.finished = False  # a choice reported its finish_reason
         self._buffer = b""
         self._delivered: list[bytes] = []
 
@@ -35,6 +38,8 @@ class SseRelay:
         ):
             # Whole events, none of them for billing: passed through as they are.
             self._delivered.append(chunk)
+            if not self.finished and _FINISHED.search(chunk):
+                self.finished = True
             if not self.content_seen and b'"content"' in chunk:
                 self.content_seen = True
             return chunk
@@ -58,6 +63,8 @@ class SseRelay:
                     continue
             else:
                 self._delivered.append(event)
+                if not self.finished and _FINISHED.search(event):
+                    self.finished = True
                 if not self.content_seen and b'"content"' in event:
                     self.content_seen = True
             out.append(event)

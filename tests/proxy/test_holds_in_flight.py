@@ -225,3 +225,37 @@ def test_a_killed_worker_leaves_a_hold_that_the_sweep_releases(
     assert (balance.held_nanos, balance.total_nanos) == (0, usd_to_nanos("50"))
     assert holds_sweep_stale(now=timezone.now() + timedelta(days=1)) == 0
     assert ledger_check() == []
+
+
+def test_a_client_that_leaves_after_the_last_token_pays_upstream_s_exact_count(
+    alice, alice_key, client_for
+):
+    client = client_for(alice_key.secret)
+    stream = client.chat.completions.create(
+        model="fake/gpt",
+        messages=[
+            {
+                "role": "user",
+                "content": "#upstream prompt_tokens=40 completion_tokens=8 "
+                "reasoning_tokens=500 chunk_delay_ms=20",
+            }
+        ],
+        stream=True,
+    )
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].finish_reason:
+            break  # the whole answer is here; the usage event is not
+    stream.close()
+    log = eventually(lambda: RequestLog.objects.first())
+    # The hidden reasoning tokens are billed: upstream's usage was read after
+    # the client left, instead of counting the visible text offline.
+    assert not log.usage_estimated
+    assert (log.prompt_tokens, log.completion_tokens, log.reasoning_tokens) == (
+        40,
+        508,
+        500,
+    )
+    input_nanos = usd_to_nanos(PRICES["input"])
+    output_nanos = usd_to_nanos(PRICES["output"])
+    assert log.cost_nanos == -(-(40 * input_nanos + 508 * output_nanos) // 10**6)
+    assert ledger_check() == []
