@@ -1,9 +1,11 @@
 """Login throttling in the shared cache.
 
 Failed sign-ins are counted per email address and per client address. After
-``LOGIN_FAILURE_LIMIT`` failures in a window of ``LOGIN_FAILURE_WINDOW`` (which
-opens at the first failure), further attempts for that email, or from that
-address, are refused without checking the password until the window ends.
+``LOGIN_FAILURE_LIMIT`` failures for an email, or ``LOGIN_ADDRESS_FAILURE_LIMIT``
+from one address (higher: many people may share one, behind a NAT), in a window
+of ``LOGIN_FAILURE_WINDOW`` (which opens at the first failure), further attempts
+for that email, or from that address, are refused without checking the password
+until the window ends.
 
 A successful sign-in clears the email's counter, and forgives that email's
 failures from that address: a customer who mistyped a password and then got it
@@ -40,8 +42,14 @@ class Refusal:
 
 def login_refusal(*, email: str, ip: str | None) -> Refusal | None:
     """A Refusal if this email or client address has failed too often."""
-    limit = settings.LOGIN_FAILURE_LIMIT
-    waits = [_Window(name).retry_after(limit) for name in _names(email=email, ip=ip)]
+    waits = [
+        _Window(name).retry_after(
+            settings.LOGIN_ADDRESS_FAILURE_LIMIT
+            if name.startswith("ip:")
+            else settings.LOGIN_FAILURE_LIMIT
+        )
+        for name in _names(email=email, ip=ip)
+    ]
     waits = [wait for wait in waits if wait is not None]
     return Refusal(retry_after_seconds=max(waits)) if waits else None
 

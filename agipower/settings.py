@@ -106,6 +106,9 @@ LOGIN_REDIRECT_URL = "console:payg"
 LOGOUT_REDIRECT_URL = "login"
 # Failed logins allowed per email (and per client address) within the window.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+# From one client address, across emails: a password spray. Higher, since an
+# office or a carrier's NAT puts many people behind one address.
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
 LOGIN_FAILURE_WINDOW = timedelta(
     minutes=env.int("LOGIN_FAILURE_WINDOW_MINUTES", default=15)
 )
