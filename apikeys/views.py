@@ -26,7 +26,7 @@ from apikeys.selectors import (
     request_logs_for_account,
 )
 from apikeys.services import key_create, key_delete, key_update
-from billing.money import format_usd, nanos_to_decimal
+from billing.money import format_usd, usd_plain
 from billing.views import usd
 
 LOGS_PAGE_SIZE = 25
@@ -127,9 +127,7 @@ def key_edit(request, account: Account, key_id: int):
     api_key = _key_or_404(account, key_id)
     initial = {
         "name": api_key.name,
-        "limit": f"{nanos_to_decimal(api_key.limit_nanos).normalize():f}"
-        if api_key.limit_nanos
-        else "",
+        "limit": usd_plain(api_key.limit_nanos) if api_key.limit_nanos else "",
         "limit_reset": api_key.limit_reset,
     }
     if request.method == "POST":

@@ -33,7 +33,8 @@ from billing.services import GRANT_SOURCES, credit_grant
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """The ledger is changed only through its services, never by editing rows."""
+    """Rows changed only through their services (the ledger, request logs),
+    never by editing them in admin."""
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -66,6 +66,11 @@ def nanos_to_usd(nanos: int) -> str:
     return f"{nanos_to_decimal(nanos):.9f}"
 
 
+def usd_plain(nanos: int) -> str:
+    """ "1.25", "10", "0.075": exact, with no trailing zeros and no exponent."""
+    return format(nanos_to_decimal(nanos).normalize(), "f")
+
+
 def format_usd(nanos: int, places: int = 2) -> str:
     """For people: "$1,234.57", "-$0.01". Rounds half away from zero for display."""
     sign = "-" if nanos < 0 else ""
@@ -91,5 +96,6 @@ __all__ = [
     "nanos_to_decimal",
     "nanos_to_usd",
     "percent_of",
+    "usd_plain",
     "usd_to_nanos",
 ]

@@ -18,6 +18,7 @@ from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from billing.admin import ReadOnlyAdmin
 from billing.money import MoneyError, format_usd, nanos_to_decimal, usd_to_nanos
 from proxy.catalog_loader import ENV_VAR_NAME, model_id_problem
 from proxy.models import CatalogModel, ModelPrice, Provider, RequestLog
@@ -36,17 +37,6 @@ def usd_per_million(nanos: int | None) -> str:
     whole, _, fraction = text.partition(".")
     sign = "-" if nanos < 0 else ""
     return f"{sign}${int(whole):,}.{fraction.ljust(2, '0')}"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- Providers ------------------------------------------------------------------

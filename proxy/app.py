@@ -23,7 +23,7 @@ import orjson
 from django.conf import settings
 
 from apikeys.secrets import PAYG_PREFIX, key_digest, key_is_well_formed
-from billing.money import format_usd, nanos_to_decimal
+from billing.money import format_usd, usd_plain
 from proxy import streaming
 from proxy.batching import Ledger
 from proxy.caches import TtlCache
@@ -882,11 +882,6 @@ def clean_text(text: str, limit: int) -> str:
     ``limit`` characters."""
     text = text[:limit].replace("\x00", "")
     return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def usd_plain(nanos: int) -> str:
-    """ "1.25", "10", "0.075": exact, without trailing zeros or exponents."""
-    return format(nanos_to_decimal(nanos).normalize(), "f")
 
 
 def content_text(content) -> str:

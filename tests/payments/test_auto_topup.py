@@ -229,3 +229,35 @@ def test_a_debit_that_is_not_through_the_proxy_is_caught_by_the_sweep(
     )
     assert autotopup_sweep() == 1
     assert balance_get(account=bob.account).total_nanos == usd_to_nanos("129")
+
+
+def test_an_attempt_left_in_flight_by_a_dead_worker_is_finished_by_the_sweep(
+    bob, card_save, stripe_settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    card = card_save(bob.account)
+    row = configured(bob, card)
+    grant(bob, "5")
+    # A worker claimed the attempt, then died before it reached Stripe.
+    stuck = TopUp.objects.create(
+        account=bob.account,
+        amount_nanos=usd_to_nanos("100"),
+        method="card",
+        payment_method_id=card.id,
+        automatic=True,
+        created_at=timezone.now() - timedelta(minutes=11),
+    )
+    AutoTopUp.objects.filter(pk=row.pk).update(in_flight=stuck)
+    assert autotopup_run(account_id=bob.account.pk) is None  # still claimed
+
+    autotopup_sweep()
+    stuck.refresh_from_db()
+    assert stuck.status == TopUpStatus.FAILED
+    row.refresh_from_db()
+    assert row.in_flight is None
+    assert row.paused_at is not None  # the customer is told and decides
+    assert len(mail.outbox) == 1
+    assert balance_get(account=bob.account).total_nanos == usd_to_nanos("5")

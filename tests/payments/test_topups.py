@@ -47,6 +47,15 @@ def api(user) -> APIClient:
     return client
 
 
+def top_up(user, amount: str, card) -> dict:
+    """POST /api/v1/top-ups with a saved card; the answer's body."""
+    response = api(user).post(
+        "/api/v1/top-ups", {"amount": amount, "payment_method": card.id}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
 def credits_of(account) -> list[tuple[str, int]]:
     return sorted(
         LedgerEntry.objects.filter(
@@ -156,15 +165,7 @@ def stripe_webhooks_received(payment_intent_id: str) -> bool:
 def test_a_3d_secure_top_up_is_credited_by_the_webhook(bob, card_save, stripe_webhooks):
     with_profile(bob)
     card = card_save(bob.account, THREE_D_SECURE)
-    body = (
-        api(bob)
-        .post(
-            "/api/v1/top-ups",
-            {"amount": "50", "payment_method": card.id},
-            format="json",
-        )
-        .json()
-    )
+    body = top_up(bob, "50", card)
     assert body["status"] == "requires_action"
     assert credits_of(bob.account) == []
     # Stripe.js finishes 3-D Secure in the browser; localstripe's own endpoint
@@ -222,15 +223,7 @@ def test_the_same_webhook_three_times_and_ten_at_once_credits_once(
 ):
     with_profile(bob)
     card = card_save(bob.account, THREE_D_SECURE)
-    body = (
-        api(bob)
-        .post(
-            "/api/v1/top-ups",
-            {"amount": "100", "payment_method": card.id},
-            format="json",
-        )
-        .json()
-    )
+    body = top_up(bob, "100", card)
     topup = TopUp.objects.get()
     event = signed(succeeded_event(body["payment_intent"], topup, "evt_dup_1"))
     client = Client()
@@ -278,15 +271,7 @@ def test_a_tampered_unsigned_or_stale_webhook_is_400_and_credits_nothing(
 ):
     with_profile(bob)
     card = card_save(bob.account, THREE_D_SECURE)
-    body = (
-        api(bob)
-        .post(
-            "/api/v1/top-ups",
-            {"amount": "100", "payment_method": card.id},
-            format="json",
-        )
-        .json()
-    )
+    body = top_up(bob, "100", card)
     topup = TopUp.objects.get()
     payload = succeeded_event(body["payment_intent"], topup, "evt_bad")
     event = signed(
@@ -314,15 +299,7 @@ def test_reconciliation_credits_a_payment_whose_webhook_was_lost(
 ):
     with_profile(bob)
     card = card_save(bob.account, THREE_D_SECURE)
-    body = (
-        api(bob)
-        .post(
-            "/api/v1/top-ups",
-            {"amount": "30", "payment_method": card.id},
-            format="json",
-        )
-        .json()
-    )
+    body = top_up(bob, "30", card)
     authenticate_3ds(localstripe, body["client_secret"])
     # No webhook endpoint is registered here: the event is lost.
     assert credits_of(bob.account) == []
@@ -344,9 +321,7 @@ def test_a_refund_takes_back_what_remains_and_the_bonus_on_it(
 ):
     with_profile(bob)
     card = card_save(bob.account)
-    api(bob).post(
-        "/api/v1/top-ups", {"amount": "100", "payment_method": card.id}, format="json"
-    )
+    top_up(bob, "100", card)
     topup = TopUp.objects.get()
     _spend(bob.account, "30")  # $20 of bonus first, then $10 of the top-up
     with pytest.raises(Exception, match=r"at most \$90.00"):
@@ -379,9 +354,7 @@ def test_a_full_refund_before_spending_forfeits_the_whole_bonus(
 ):
     with_profile(bob)
     card = card_save(bob.account)
-    api(bob).post(
-        "/api/v1/top-ups", {"amount": "100", "payment_method": card.id}, format="json"
-    )
+    top_up(bob, "100", card)
     topup = TopUp.objects.get()
     client.force_login(ops)
     page = client.get(f"/admin/billing/topup/{topup.pk}/refund/")
@@ -401,9 +374,7 @@ def test_a_dispute_takes_back_credits_and_pauses_auto_top_up(
 
     with_profile(bob)
     card = card_save(bob.account)
-    api(bob).post(
-        "/api/v1/top-ups", {"amount": "100", "payment_method": card.id}, format="json"
-    )
+    top_up(bob, "100", card)
     AutoTopUp.objects.create(
         account=bob.account, enabled=True, payment_method_id=card.id
     )
