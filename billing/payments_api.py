@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -227,9 +228,11 @@ class BillingProfileSerializer(serializers.ModelSerializer):
 class BillingProfileView(APIView):
     @extend_schema(responses=BillingProfileSerializer)
     def get(self, request):
-        profile = get_object_or_404(
-            BillingProfile, account=account_for_user(request.user)
-        )
+        profile = BillingProfile.objects.filter(
+            account=account_for_user(request.user)
+        ).first()
+        if profile is None:
+            raise NotFound("No billing profile yet.")
         return Response(BillingProfileSerializer(profile).data)
 
     @extend_schema(request=BillingProfileSerializer, responses=BillingProfileSerializer)

@@ -28,7 +28,9 @@ class Balance:
 
 
 def balance_get(*, account: Account) -> Balance:
-    wallet = Wallet.objects.get(account=account)
+    wallet = Wallet.objects.filter(account=account).first()
+    if wallet is None:  # not opened yet (billing.receivers): nothing in it
+        return Balance(0, 0, 0)
     return Balance(wallet.topup_nanos, wallet.bonus_nanos, wallet.held_nanos)
 
 

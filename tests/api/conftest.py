@@ -1,0 +1,1 @@
+from tests.stripe.fixtures import *  # noqa: F403  (the Stripe fixtures)
