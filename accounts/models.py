@@ -58,7 +58,13 @@ class Account(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return self.name or self.owner.email
+        # Named after its owner when it has no name of its own.
+        if self.name:
+            return self.name
+        owner = self.owner
+        if owner.full_name:
+            return f"{owner.full_name} <{owner.email}>"
+        return owner.email
 
     @property
     def email(self) -> str:

@@ -12,6 +12,13 @@ failures from that address: a customer who mistyped a password and then got it
 right is no burden on colleagues behind the same NAT. Failures for other emails
 stay counted, so one's own account cannot be used to reset a password spray.
 
+Password reset requests are counted the same way, in counters of their own:
+every request counts (whether or not the email has an account, so a refusal
+tells nothing about which emails exist). After ``PASSWORD_RESET_LIMIT``
+requests for an email, or ``PASSWORD_RESET_ADDRESS_LIMIT`` from one address,
+within ``PASSWORD_RESET_WINDOW``, no further reset email is sent until the
+window ends.
+
 Only digests of email addresses go into cache keys; passwords never come here.
 """
 
@@ -22,11 +29,13 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 
 _PREFIX = "login-fail"
+_RESET_PREFIX = "reset-req"
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,30 @@ def login_succeeded(*, email: str, ip: str | None) -> None:
         _Window(_ip_name(ip)).take(forgiven)
 
 
+def reset_refusal(*, email: str, ip: str | None) -> Refusal | None:
+    """A Refusal if this email or client address asked for too many resets."""
+    waits = [
+        _reset_window(name).retry_after(
+            settings.PASSWORD_RESET_ADDRESS_LIMIT
+            if name.startswith("ip:")
+            else settings.PASSWORD_RESET_LIMIT
+        )
+        for name in _names(email=email, ip=ip)
+    ]
+    waits = [wait for wait in waits if wait is not None]
+    return Refusal(retry_after_seconds=max(waits)) if waits else None
+
+
+def reset_requested(*, email: str, ip: str | None) -> None:
+    """Count a password reset request (sent, or for an unknown email)."""
+    for name in _names(email=email, ip=ip):
+        _reset_window(name).hit()
+
+
+def _reset_window(name: str) -> _Window:
+    return _Window(name, prefix=_RESET_PREFIX, window=settings.PASSWORD_RESET_WINDOW)
+
+
 def _names(*, email: str, ip: str | None, pair: bool = False) -> list[str]:
     names = [_email_name(email)]
     if ip:
@@ -106,9 +139,12 @@ class _Window:
     backend's ``incr`` keeps a key's timeout (the file cache's does not).
     """
 
-    def __init__(self, name: str):
-        self.opened_key = f"{_PREFIX}:{name}:opened"
-        self.seconds = max(1, int(settings.LOGIN_FAILURE_WINDOW.total_seconds()))
+    def __init__(
+        self, name: str, *, prefix: str = _PREFIX, window: timedelta | None = None
+    ):
+        self.opened_key = f"{prefix}:{name}:opened"
+        window = settings.LOGIN_FAILURE_WINDOW if window is None else window
+        self.seconds = max(1, int(window.total_seconds()))
 
     def _count_key(self, opened: int) -> str:
         return f"{self.opened_key}:{opened}"

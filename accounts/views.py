@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -13,8 +15,11 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts.forms import LoginForm, SignupForm
+from accounts import throttle
+from accounts.forms import LoginForm, SignupForm, client_ip
 from accounts.services import user_signup
+
+logger = logging.getLogger(__name__)
 
 
 def home(request):
@@ -56,8 +61,49 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def form_invalid(self, form):
-        response = super().form_invalid(form)
-        if form.has_error(NON_FIELD_ERRORS, "throttled"):
+        return throttled_response(super().form_invalid(form), form)
+
+
+def throttled_response(response, form):
+    """A sign-in page whose form was refused by the throttle answers 429."""
+    if form is not None and form.has_error(NON_FIELD_ERRORS, "throttled"):
+        response.status_code = 429
+        response["Retry-After"] = str(form.refusal.retry_after_seconds)
+    return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset form, throttled per email and per client address.
+
+    Every valid request counts, for an email with an account or without, so a
+    refusal says nothing about which emails exist. A refused request sends no
+    email and answers 429 with the form and when to try again.
+    """
+
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+    THROTTLED = (
+        "Too many password reset requests. Try again in %(minutes)s minute(s); "
+        "if an email was sent, the link in it still works."
+    )
+
+    def form_valid(self, form):
+        email = form.cleaned_data["email"].strip().lower()
+        ip = client_ip(self.request)
+        refusal = throttle.reset_refusal(email=email, ip=ip)
+        if refusal:
+            logger.warning("password reset refused after repeated requests (ip %s)", ip)
+            form.add_error(
+                None,
+                ValidationError(
+                    self.THROTTLED,
+                    code="throttled",
+                    params={"minutes": refusal.retry_after_minutes},
+                ),
+            )
+            response = self.form_invalid(form)
             response.status_code = 429
-            response["Retry-After"] = str(form.refusal.retry_after_seconds)
-        return response
+            response["Retry-After"] = str(refusal.retry_after_seconds)
+            return response
+        throttle.reset_requested(email=email, ip=ip)
+        return super().form_valid(form)

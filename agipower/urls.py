@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from agipower.views import favicon
 from billing.webhooks import stripe_webhook
 
 urlpatterns = [
@@ -10,11 +11,16 @@ urlpatterns = [
     path("stripe/webhook/", stripe_webhook, name="stripe-webhook"),
     path("api/v1/", include("agipower.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Swagger UI from local files (drf-spectacular-sidecar), its set-up script
+    # served apart (?script), so the page needs nothing inline or remote.
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema"),
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema", template_name="api/swagger_ui.html"
+        ),
         name="api-docs",
     ),
+    path("favicon.ico", favicon, name="favicon"),
     path("console/", include("billing.urls", namespace="console")),
     # /console/keys…: the API Keys pages (their own namespace, "keys").
     path("console/", include("apikeys.urls", namespace="keys")),

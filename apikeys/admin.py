@@ -47,7 +47,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "status",
         "created_at",
         "last_used_at",
-        "used",
+        "used_usd",
         "deleted_at",
     )
     list_filter = ("status", "kind", DeletedFilter)
@@ -95,6 +95,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return key.account.owner.email
 
     @admin.display(description="used (USD)", ordering="used_nanos")
+    def used_usd(self, key: ApiKey) -> str:
+        return format_usd(key.used_nanos)
+
+    @admin.display(description="used (USD)")
     def used(self, key: ApiKey) -> str:
         return format_usd(key.used_nanos, 9)
 

@@ -7,7 +7,7 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -32,9 +32,24 @@ from billing.payments import refundable_nanos, topup_refund
 from billing.services import GRANT_SOURCES, credit_grant
 
 
+def _usd(field: str, label: str, places: int = 2):
+    """A list column: "$25.00" (detail pages show every nano, see below)."""
+
+    def show(obj) -> str:
+        value = getattr(obj, field)
+        return "—" if value is None else format_usd(value, places)
+
+    show.short_description = label
+    show.admin_order_field = field
+    return show
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows changed only through their services (the ledger, request logs),
-    never by editing them in admin."""
+    never by editing them in admin.
+
+    On a row's own page every ``*_nanos`` field reads as dollars with all nine
+    places ("$25.000000000"), not as a raw count of nanos."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -45,22 +60,34 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_fields(self, request, obj=None):
+        return [
+            _usd(name, _label(self.model, name), 9)
+            if isinstance(name, str) and name.endswith("_nanos")
+            else name
+            for name in super().get_fields(request, obj)
+        ]
 
-def _usd(field: str, label: str):
-    def show(obj) -> str:
-        return format_usd(getattr(obj, field), 9)
 
-    show.short_description = label
-    show.admin_order_field = field
-    return show
+def _label(model, name: str) -> str:
+    """ "amount" for amount_nanos (a verbose name of its own is kept)."""
+    try:
+        label = str(model._meta.get_field(name).verbose_name)
+    except FieldDoesNotExist:
+        label = name
+    return label.removesuffix("_nanos").removesuffix(" nanos")
 
 
 class MovementInline(admin.TabularInline):
     model = LotMovement
-    fields = ("lot", "delta_nanos")
+    fields = ("lot", "delta")
     readonly_fields = fields
     extra = 0
     can_delete = False
+
+    @admin.display(description="delta")
+    def delta(self, movement):
+        return format_usd(movement.delta_nanos, 9)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -163,6 +190,10 @@ class GrantForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
 
 
+def _may_grant(user) -> bool:
+    return user.is_superuser or user.has_perm("billing.add_ledgerentry")
+
+
 class WalletInline(admin.StackedInline):
     model = Wallet
     can_delete = False
@@ -187,8 +218,9 @@ class WalletInline(admin.StackedInline):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ("id", "owner", "name", "created_at", "balance", "grant_link")
-    search_fields = ("owner__email", "name")
+    list_display = ("id", "__str__", "owner", "created_at", "balance", "grant_link")
+    list_display_links = ("id", "__str__")
+    search_fields = ("owner__email", "owner__full_name", "name")
     list_select_related = ("owner", "wallet")
     readonly_fields = ("owner", "created_at")
     inlines = [WalletInline]
@@ -205,6 +237,11 @@ class AccountAdmin(admin.ModelAdmin):
         url = reverse("admin:accounts_account_grant", args=[account.pk])
         return format_html('<a href="{}">Grant credits</a>', url)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # "Grant credits" on the account's own page (its object tools).
+        extra_context = {**(extra_context or {}), "may_grant": _may_grant(request.user)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def get_urls(self):
         return [
             path(
@@ -216,9 +253,7 @@ class AccountAdmin(admin.ModelAdmin):
         ]
 
     def grant_view(self, request, account_id: int):
-        if not request.user.has_perm("billing.add_ledgerentry") and not (
-            request.user.is_superuser
-        ):
+        if not _may_grant(request.user):
             raise PermissionDenied
         account = get_object_or_404(
             Account.objects.select_related("owner"), pk=account_id
@@ -244,7 +279,7 @@ class AccountAdmin(admin.ModelAdmin):
                     self.message_user(
                         request,
                         f"{entry.get_kind_display()} of "
-                        f"{format_usd(entry.amount_nanos, 9)} "
+                        f"{format_usd(entry.amount_nanos)} "
                         f"recorded for {account.owner.email} (entry {entry.pk}).",
                         messages.SUCCESS,
                     )

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
+from billing.money import format_usd
 
 
 class Pool(models.TextChoices):
@@ -162,7 +163,8 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount_nanos} ({self.idempotency_key})"
+        amount = format_usd(self.amount_nanos, 9)
+        return f"{self.kind} {amount} ({self.idempotency_key})"
 
 
 class CreditLot(models.Model):
@@ -226,7 +228,9 @@ class LotMovement(models.Model):
     delta_nanos = models.BigIntegerField()
 
     def __str__(self) -> str:
-        return f"{self.delta_nanos:+d} on lot #{self.lot_id} by entry #{self.entry_id}"
+        sign = "+" if self.delta_nanos > 0 else ""
+        amount = f"{sign}{format_usd(self.delta_nanos, 9)}"
+        return f"{amount} on lot #{self.lot_id} by entry #{self.entry_id}"
 
 
 class HoldState(models.TextChoices):
