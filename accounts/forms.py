@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from accounts import throttle
 from accounts.models import User
+from accounts.validators import plain_text
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class SignupForm(forms.Form):
     full_name = forms.CharField(
         label="Full name",
         max_length=200,
+        validators=[plain_text],
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
     password1 = forms.CharField(

@@ -8,6 +8,8 @@ from django.contrib.auth.models import (
 from django.db import models
 from django.utils import timezone
 
+from accounts.validators import plain_text
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -32,7 +34,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in with an email address."""
 
     email = models.EmailField(unique=True)
-    full_name = models.CharField(max_length=200, blank=True)
+    full_name = models.CharField(max_length=200, blank=True, validators=[plain_text])
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -54,7 +56,7 @@ class Account(models.Model):
     """
 
     owner = models.OneToOneField(User, on_delete=models.PROTECT, related_name="account")
-    name = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=200, blank=True, validators=[plain_text])
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -78,14 +80,24 @@ class BillingProfile(models.Model):
     account = models.OneToOneField(
         Account, on_delete=models.PROTECT, primary_key=True, related_name="profile"
     )
-    name = models.CharField("full name or company", max_length=200)
-    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. US")
-    address_line1 = models.CharField("address", max_length=200)
-    address_line2 = models.CharField("address (line 2)", max_length=200, blank=True)
-    city = models.CharField(max_length=100)
-    state = models.CharField("state or region", max_length=100, blank=True)
-    postal_code = models.CharField(max_length=20, blank=True)
-    tax_id = models.CharField("tax ID", max_length=50, blank=True)
+    name = models.CharField(
+        "full name or company", max_length=200, validators=[plain_text]
+    )
+    country = models.CharField(
+        max_length=2, help_text="ISO 3166-1 alpha-2, e.g. US", validators=[plain_text]
+    )
+    address_line1 = models.CharField("address", max_length=200, validators=[plain_text])
+    address_line2 = models.CharField(
+        "address (line 2)", max_length=200, blank=True, validators=[plain_text]
+    )
+    city = models.CharField(max_length=100, validators=[plain_text])
+    state = models.CharField(
+        "state or region", max_length=100, blank=True, validators=[plain_text]
+    )
+    postal_code = models.CharField(max_length=20, blank=True, validators=[plain_text])
+    tax_id = models.CharField(
+        "tax ID", max_length=50, blank=True, validators=[plain_text]
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -1,7 +1,11 @@
-"""One place that turns domain errors into HTTP answers for /api/v1."""
+"""One place that turns domain errors into HTTP answers for /api/v1, and the
+middleware that keeps every /api/ answer JSON, errors included."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
+from django.http import JsonResponse
 from rest_framework import status
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.response import Response
@@ -47,3 +51,42 @@ def exception_handler(exc, context):
         response.status_code = status.HTTP_401_UNAUTHORIZED
         response["WWW-Authenticate"] = CHALLENGE
     return response
+
+
+class ApiJsonErrorsMiddleware:
+    """Every error under /api/ is JSON, ``{"detail": ...}``: an unknown path
+    (Django's 404 page), an exception DRF did not handle (Django's 500 page,
+    after Django has logged it with its traceback), a refused host or an
+    oversized body. Errors DRF answered are JSON already and pass through."""
+
+    PREFIX = "/api/"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and request.path_info.startswith(self.PREFIX)
+            and not _is_json(response)
+        ):
+            return _json_error(response.status_code)
+        return response
+
+
+def _is_json(response) -> bool:
+    content_type = response.get("Content-Type", "")
+    return content_type.split(";")[0].strip().endswith(("/json", "+json"))
+
+
+def _json_error(status_code: int) -> JsonResponse:
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    detail = {
+        404: "Not found: no such path in this API.",
+        500: "Internal server error. It has been logged.",
+    }.get(status_code, phrase + ".")
+    return JsonResponse({"detail": detail}, status=status_code)

@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every error under /api/ answers JSON, even Django's own 404 and 500.
+    "agipower.api_errors.ApiJsonErrorsMiddleware",
     # Content-Security-Policy on every page; Stripe.js's origins come from
     # STRIPE_JS_URL and STRIPE_API_BASE (agipower/csp.py).
     "agipower.csp.StripeAwareCSPMiddleware",
@@ -182,7 +184,7 @@ REST_FRAMEWORK = {
         "apikeys.authentication.ManagementKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "agipower.api_pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agipower.api_errors.exception_handler",

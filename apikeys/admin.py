@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
+from accounts.validators import plain_text_multiline
 from apikeys.models import ApiKey
 from apikeys.services import key_disable_by_operator, key_enable_by_operator
 from billing.money import format_usd
@@ -17,6 +18,7 @@ class DisableKeysForm(forms.Form):
     reason = forms.CharField(
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        validators=[plain_text_multiline],
         help_text="Recorded on each key with your name, e.g. “leaked in a public "
         "repository”.",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
 
 from django.utils import timezone
@@ -11,7 +12,6 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
-    extend_schema_field,
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -20,6 +20,11 @@ from rest_framework.response import Response
 
 from accounts.models import Account
 from accounts.selectors import account_for_user
+from accounts.validators import (
+    plain_text,
+    unsafe_character,
+    unsafe_character_message,
+)
 from apikeys.models import ApiKey, KeyKind, KeyStatus, LimitReset
 from apikeys.selectors import (
     key_for_account,
@@ -27,8 +32,7 @@ from apikeys.selectors import (
     request_logs_for_account,
 )
 from apikeys.services import NAME_MAX, key_create, key_delete, key_update
-from billing.api import UsdField
-from billing.money import MAX_NANOS, MoneyError, nanos_to_usd, usd_to_nanos
+from billing.api import UsdAmountField, UsdField
 
 
 def _choice_error(choices) -> dict[str, str]:
@@ -37,42 +41,16 @@ def _choice_error(choices) -> dict[str, str]:
     }
 
 
-@extend_schema_field(
-    {
-        "type": "string",
-        "format": "decimal",
-        "example": "5.00",
-        "description": "USD as a decimal string; a whole number is accepted too",
-    }
-)
-class UsdAmountField(serializers.Field):
-    """A USD amount in: a decimal string ("5.50") or a whole JSON number (5).
-
-    A JSON number with a fraction (5.5) arrives as a float, which cannot carry
-    money exactly, so it is refused rather than rounded."""
-
-    default_error_messages = {
-        "float": 'Send the amount as a decimal string, e.g. "5.50", not a '
-        "JSON number with a fraction.",
-        "invalid": 'Must be an amount in USD as a decimal string, e.g. "5.50".',
-        "not_positive": "Must be more than zero (send null for no limit).",
-    }
-
-    def to_internal_value(self, data) -> int:
-        if isinstance(data, float):
-            self.fail("float")
-        if isinstance(data, bool) or not isinstance(data, int | str):
-            self.fail("invalid")
-        try:
-            nanos = usd_to_nanos(data)
-        except MoneyError as exc:
-            raise ValidationError(str(exc)) from None
-        if nanos <= 0:
-            self.fail("not_positive")
-        return nanos
-
-    def to_representation(self, value: int) -> str:
-        return nanos_to_usd(value)
+def _limit_field(**kwargs) -> UsdAmountField:
+    return UsdAmountField(
+        min_nanos=1,
+        required=False,
+        allow_null=True,
+        error_messages={
+            "min_value": "Must be more than zero (send null for no limit)."
+        },
+        **kwargs,
+    )
 
 
 class KeySerializer(serializers.Serializer):
@@ -108,16 +86,14 @@ class _LimitRules:
 
 
 class KeyCreateSerializer(_LimitRules, serializers.Serializer):
-    name = serializers.CharField(max_length=NAME_MAX)
+    name = serializers.CharField(max_length=NAME_MAX, validators=[plain_text])
     kind = serializers.ChoiceField(
         choices=KeyKind.choices,
         default=KeyKind.PAYG,
         error_messages=_choice_error(KeyKind),
         help_text="payg keys call /v1; management keys call /api/v1",
     )
-    limit = UsdAmountField(
-        required=False, allow_null=True, help_text="Credit limit per period"
-    )
+    limit = _limit_field(help_text="Credit limit per period")
     limit_reset = serializers.ChoiceField(
         choices=LimitReset.choices,
         default=LimitReset.NONE,
@@ -127,15 +103,15 @@ class KeyCreateSerializer(_LimitRules, serializers.Serializer):
 
 
 class KeyUpdateSerializer(_LimitRules, serializers.Serializer):
-    name = serializers.CharField(max_length=NAME_MAX, required=False)
+    name = serializers.CharField(
+        max_length=NAME_MAX, required=False, validators=[plain_text]
+    )
     status = serializers.ChoiceField(
         choices=KeyStatus.choices,
         required=False,
         error_messages=_choice_error(KeyStatus),
     )
-    limit = UsdAmountField(
-        required=False, allow_null=True, help_text="null removes the limit"
-    )
+    limit = _limit_field(help_text="null removes the limit")
     limit_reset = serializers.ChoiceField(
         choices=LimitReset.choices,
         required=False,
@@ -173,6 +149,9 @@ def _account(request) -> Account:
         # Staff made with createsuperuser have no billing account.
         raise NotFound("This user has no billing account.") from None
 
+
+# The longest model id the request logs hold (proxy's RequestLog.model).
+MODEL_MAX = 100
 
 KEY_ID = OpenApiParameter("key_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
@@ -284,7 +263,7 @@ def _moment(params, name: str, *, end: bool) -> datetime | None:
     except (ValueError, OverflowError):
         pass
     raise ValidationError(
-        {name: [f'"{value}" is not an ISO 8601 date (2026-01-31) or date-time.']}
+        {name: [f"{_shown(value)} is not an ISO 8601 date (2026-01-31) or date-time."]}
     )
 
 
@@ -292,9 +271,26 @@ def _key_id(params) -> int | None:
     value = (params.get("key") or "").strip()
     if not value:
         return None
-    if not value.isdigit() or not 0 < int(value) <= MAX_NANOS:
-        raise ValidationError({"key": [f'"{value}" is not a key id.']})
+    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,18}", value) or int(value) == 0:
+        raise ValidationError({"key": [f"{_shown(value)} is not a key id."]})
     return int(value)
+
+
+def _model(params) -> str | None:
+    value = (params.get("model") or "").strip()
+    if not value:
+        return None
+    if len(value) > MODEL_MAX:
+        raise ValidationError({"model": [f"At most {MODEL_MAX} characters."]})
+    if (char := unsafe_character(value)) is not None:
+        raise ValidationError({"model": [unsafe_character_message(char)]})
+    return value
+
+
+def _shown(value: str) -> str:
+    """A query parameter in an error message: quoted, cut short."""
+    return f'"{value}"' if len(value) <= 40 else f'"{value[:37]}…"'
 
 
 class RequestLogListView(GenericAPIView):
@@ -333,7 +329,7 @@ class RequestLogListView(GenericAPIView):
         logs = request_logs_for_account(
             account=_account(request),
             key_id=_key_id(params),
-            model=(params.get("model") or "").strip() or None,
+            model=_model(params),
             since=since,
             before=before,
         )

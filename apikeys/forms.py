@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 
+from accounts.validators import plain_text
 from apikeys.models import KeyKind, LimitReset
 from apikeys.services import NAME_MAX
 from billing.money import MoneyError, usd_to_nanos
+
+# Commas that group thousands: 1,000 or 12,345,678.90.
+THOUSANDS = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")
 
 
 def _name_field() -> forms.CharField:
     return forms.CharField(
         label="Name",
         max_length=NAME_MAX,
+        validators=[plain_text],
         widget=forms.TextInput(
             attrs={"placeholder": "e.g. production-app", "autocomplete": "off"}
         ),
@@ -58,14 +65,17 @@ class KeyEditForm(forms.Form):
             del self.fields["limit"], self.fields["limit_reset"]
 
     def clean_limit(self) -> int | None:
-        value = self.cleaned_data["limit"].strip().removeprefix("$").replace(",", "")
+        value = self.cleaned_data["limit"].strip().removeprefix("$")
         if not value:
             return None
+        # "$1,000.50" as people write it; but "1,5" is refused, not read as 15.
+        if THOUSANDS.fullmatch(value):
+            value = value.replace(",", "")
         try:
             nanos = usd_to_nanos(value)
-        except MoneyError:
+        except MoneyError as exc:
             raise forms.ValidationError(
-                "Enter an amount in USD, e.g. 25 or 12.50."
+                f"Enter an amount in USD, e.g. 25 or 12.50: {exc}."
             ) from None
         if nanos <= 0:
             raise forms.ValidationError(

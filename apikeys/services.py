@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account, User
+from accounts.validators import unsafe_character, unsafe_character_message
 from apikeys.errors import ApiKeyError
 from apikeys.models import ApiKey, KeyKind, KeyStatus, LimitReset
 from apikeys.secrets import (
@@ -149,6 +150,8 @@ def _clean_name(name: str | None) -> str:
         raise ApiKeyError("name: a key needs a name")
     if len(name) > NAME_MAX:
         raise ApiKeyError(f"name: at most {NAME_MAX} characters")
+    if (char := unsafe_character(name)) is not None:
+        raise ApiKeyError(f"name: {unsafe_character_message(char)}")
     return name
 
 

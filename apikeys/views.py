@@ -168,8 +168,17 @@ def key_status(request, account: Account, key_id: int):
         key_update(api_key=api_key, status=new_status)
     except ApiKey.DoesNotExist:
         raise Http404("No such API key") from None
-    label = "enabled" if new_status == KeyStatus.ENABLED else "disabled"
-    messages.success(request, f"“{api_key.name}” is {label}.")
+    except ApiKeyError:
+        # Disabled by support: only support may enable it again.
+        messages.error(
+            request,
+            f"“{api_key.name}” was disabled by support "
+            f"({api_key.disabled_reason or 'no reason given'}) and stays disabled. "
+            "Contact support to enable it.",
+        )
+    else:
+        label = "enabled" if new_status == KeyStatus.ENABLED else "disabled"
+        messages.success(request, f"“{api_key.name}” is {label}.")
     if request.POST.get("next") == "detail":
         return redirect("keys:detail", api_key.pk)
     return redirect("keys:list")

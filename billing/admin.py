@@ -13,6 +13,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.models import Account
+from accounts.validators import plain_text_multiline
+from billing import stripe_admin  # noqa: F401 (dj-stripe's searches, fixed)
 from billing.errors import BillingError
 from billing.models import (
     AutoTopUp,
@@ -179,13 +181,16 @@ class GrantForm(forms.Form):
         help_text="Only an adjustment may use the top-up pool",
     )
     expires_at = forms.DateTimeField(required=False, help_text="Optional, UTC")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), validators=[plain_text_multiline]
+    )
     # One key per rendered form: submitting it twice grants once.
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
 
     def clean_amount(self) -> int:
         try:
-            return usd_to_nanos(self.cleaned_data["amount"])
+            # An adjustment may take credits back; the grant says which may.
+            return usd_to_nanos(self.cleaned_data["amount"], signed=True)
         except MoneyError as exc:
             raise forms.ValidationError(str(exc)) from None
 
@@ -298,7 +303,9 @@ class AccountAdmin(admin.ModelAdmin):
 
 class RefundForm(forms.Form):
     amount = forms.CharField(help_text="USD, whole cents")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), validators=[plain_text_multiline]
+    )
 
     def clean_amount(self) -> int:
         try:

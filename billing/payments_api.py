@@ -14,28 +14,8 @@ from accounts.selectors import account_for_user
 from accounts.services import billing_profile_save
 from billing import payments
 from billing import stripe_gateway as gateway
-from billing.api import UsdField
+from billing.api import UsdAmountField, UsdField
 from billing.models import TopUp, TopUpMethod
-from billing.money import MoneyError, usd_to_nanos
-
-
-class UsdInputField(serializers.Field):
-    """A USD amount in: a decimal string (or a whole number), exactly."""
-
-    default_error_messages = {"invalid": "{message}"}
-
-    def to_internal_value(self, data) -> int:
-        if isinstance(data, float):
-            self.fail(
-                "invalid", message='send amounts as decimal strings, e.g. "100.00"'
-            )
-        try:
-            return usd_to_nanos(data)
-        except MoneyError as exc:
-            self.fail("invalid", message=str(exc))
-
-    def to_representation(self, value: int) -> str:
-        return UsdField().to_representation(value)
 
 
 class CardSerializer(serializers.Serializer):
@@ -75,6 +55,15 @@ class PaymentMethodListView(APIView):
         )
 
 
+class CardUpdateSerializer(serializers.Serializer):
+    default = serializers.BooleanField(help_text="Only true: make it the default")
+
+    def validate_default(self, value: bool) -> bool:
+        if value is not True:
+            raise serializers.ValidationError("only true is accepted")
+        return value
+
+
 class PaymentMethodDetailView(APIView):
     @extend_schema(responses=CardSerializer)
     def get(self, request, pm_id: str):
@@ -84,15 +73,13 @@ class PaymentMethodDetailView(APIView):
         return Response(CardSerializer(card).data)
 
     @extend_schema(
-        request=inline_serializer(
-            "CardUpdate", {"default": serializers.BooleanField()}
-        ),
+        request=CardUpdateSerializer,
         responses=CardSerializer,
     )
     def patch(self, request, pm_id: str):
         account = account_for_user(request.user)
-        if request.data.get("default") is not True:
-            raise serializers.ValidationError({"default": "only true is accepted"})
+        data = CardUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
         gateway.card_set_default(account=account, payment_method_id=pm_id)
         return Response(
             CardSerializer(
@@ -108,7 +95,7 @@ class PaymentMethodDetailView(APIView):
 
 
 class TopUpRequestSerializer(serializers.Serializer):
-    amount = UsdInputField()
+    amount = UsdAmountField()
     payment_method = serializers.CharField(required=False, allow_blank=False)
     method = serializers.ChoiceField(
         choices=TopUpMethod.values, default=TopUpMethod.CARD
@@ -179,8 +166,8 @@ class TopUpDetailView(APIView):
 
 class AutoTopUpSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
-    threshold = UsdInputField(source="threshold_nanos")
-    amount = UsdInputField(source="amount_nanos")
+    threshold = UsdAmountField(source="threshold_nanos")
+    amount = UsdAmountField(source="amount_nanos")
     payment_method = serializers.CharField(
         source="payment_method_id", allow_blank=True, required=False, default=""
     )

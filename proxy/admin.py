@@ -145,7 +145,8 @@ class PriceVersionForm(forms.ModelForm):
                     self.add_error(name, "Required.")
                 continue
             try:
-                nanos[name] = usd_to_nanos(raw)
+                # Negative prices get their own message below.
+                nanos[name] = usd_to_nanos(raw, signed=True)
             except MoneyError as error:
                 self.add_error(name, f"A decimal amount in USD: {error}.")
                 continue

@@ -272,7 +272,8 @@ def _price(value: Any, key: str, where: str, problems: _Problems) -> int | None:
         problems.add(where, f'{label} must be a decimal string such as "1.25"')
         return None
     try:
-        nanos = usd_to_nanos(value)
+        # Negative prices get their own message below.
+        nanos = usd_to_nanos(value, signed=True)
     except MoneyError as error:
         problems.add(where, f"{label}: {error}")
         return None

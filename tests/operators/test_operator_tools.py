@@ -68,8 +68,12 @@ def test_submitting_the_same_grant_form_twice_grants_once(client, ops, bob):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"amount": "1.5e400"}, "too large"),
+        ({"amount": "99999999999"}, "too large"),
+        ({"amount": "1.5e400"}, "not a decimal amount"),
+        ({"amount": "1e3"}, "not a decimal amount"),
+        ({"amount": "\u0661\u0662"}, "not a decimal amount"),
         ({"amount": "abc"}, "not a decimal amount"),
+        ({"amount": "3", "reason": "thanks \u202e"}, "u+202e right-to-left override"),
         ({"amount": "0"}, "must not be zero"),
         ({"amount": "-5"}, "must be positive"),
         ({"amount": "5", "pool": "topup"}, "only an adjustment"),
@@ -145,6 +149,10 @@ def test_grant_credits_command_negative_adjustment_and_its_refusal(alice):
         call_command(
             "grant_credits", alice.email, "0.0000000001", kind="gift", reason="x"
         )
+    with pytest.raises(CommandError, match="amount: '1e3' is not a decimal amount"):
+        call_command("grant_credits", alice.email, "1e3", kind="gift", reason="x")
+    with pytest.raises(CommandError, match="reason: Contains U\\+202E"):
+        call_command("grant_credits", alice.email, "1", kind="gift", reason="a\u202eb")
     assert balance_get(account=alice.account).bonus_nanos == 40_000_000_000
 
 
@@ -153,7 +161,8 @@ def test_reconciliation_records_drift_where_operators_see_it(alice, client, ops)
     from billing.reconciliation import ledger_reconcile
 
     clean = ledger_reconcile()
-    assert clean.drift_count == 0 and clean.accounts_checked == 1
+    # alice's account, and the operator's own (every user has one).
+    assert clean.drift_count == 0 and clean.accounts_checked == 2
     # Simulate corruption behind the services' back.
     with connection.cursor() as cursor:
         cursor.execute(

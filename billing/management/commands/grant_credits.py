@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Account, User
 from accounts.selectors import account_by_email
+from accounts.validators import unsafe_character, unsafe_character_message
 from billing.errors import BillingError
 from billing.money import MoneyError, format_usd, usd_to_nanos
 from billing.services import GRANT_SOURCES, credit_grant
@@ -39,9 +40,12 @@ class Command(BaseCommand):
         except Account.DoesNotExist:
             raise CommandError(f"no account for {options['email']}") from None
         try:
-            amount_nanos = usd_to_nanos(options["amount"])
+            # Negative for an adjustment that takes credits back.
+            amount_nanos = usd_to_nanos(options["amount"], signed=True)
         except MoneyError as exc:
             raise CommandError(f"amount: {exc}") from None
+        if (char := unsafe_character(options["reason"], multiline=True)) is not None:
+            raise CommandError(f"reason: {unsafe_character_message(char)}")
         actor = None
         if options["operator"]:
             try:
