@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import ReconciliationRun
+from billing.sql_install import sql_drift
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Drift:
     check: str
-    account_id: int
+    account_id: int | None  # None: the database's SQL, not an account
     detail: str
 
 
@@ -154,9 +155,12 @@ def ledger_check(*, account_ids: list[int] | None = None) -> list[Drift]:
 
 
 def ledger_reconcile() -> ReconciliationRun:
-    """Check everything and record the result where operators see it (admin)."""
+    """Check everything and record the result where operators see it (admin):
+    the ledger's invariants, and that the database's functions and triggers are
+    the code's (billing/sql_install.py)."""
     run = ReconciliationRun.objects.create()
     drifts = ledger_check()
+    drifts += [Drift("sql_matches_code", None, detail) for detail in sql_drift()]
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM billing_wallet")
         run.accounts_checked = cursor.fetchone()[0]

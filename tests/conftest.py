@@ -7,6 +7,8 @@ import itertools
 
 import pytest
 from django.core.cache import cache
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 
 from accounts.services import user_signup
 from agipower.celery import app as celery_app
@@ -20,6 +22,15 @@ _keys = itertools.count()
 
 def new_key(prefix: str = "test") -> str:
     return f"{prefix}-{next(_keys)}"
+
+
+@receiver(connection_created, dispatch_uid="tests.flush_may_truncate")
+def _flush_may_truncate(sender, connection, **kwargs):
+    # Tests that commit are followed by Django's flush, which empties every
+    # table with TRUNCATE; the journal's trigger refuses TRUNCATE except in a
+    # session that allows it (billing/sql/ledger_v1.sql).
+    with connection.cursor() as cursor:
+        cursor.execute("SET agipower.allow_truncate = on")
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +96,11 @@ def _test_database_released(django_db_setup, django_db_blocker):
     the test database, so that it can be dropped."""
     yield
     from django.db import connections
+    from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 
+    name = connections["default"].settings_dict["NAME"]
+    if not name.startswith(TEST_DATABASE_PREFIX):
+        return  # no test used a database, so none was made: leave the real one be
     with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -1,8 +1,9 @@
-from pathlib import Path
+"""History: this migration once ran proxy/sql/proxy_v1.sql as that file was on
+the day it ran. The proxy's functions are now installed after every migrate,
+whenever the database differs from the file (billing/sql_install.py), so this
+migration does nothing."""
 
 from django.db import migrations
-
-SQL = (Path(__file__).resolve().parent.parent / "sql" / "proxy_v1.sql").read_text()
 
 
 class Migration(migrations.Migration):
@@ -12,4 +13,4 @@ class Migration(migrations.Migration):
         ("apikeys", "0001_initial"),
     ]
 
-    operations = [migrations.RunSQL(SQL, reverse_sql=migrations.RunSQL.noop)]
+    operations = []

@@ -1,5 +1,20 @@
+-- This file is run again after every migrate that finds the database differs
+-- from it (billing/sql_install.py): every statement must be safe to repeat.
+
 -- Room on each page for the updates of workers' lease rows (HOT updates).
 ALTER TABLE billing_hold SET (fillfactor = 70);
+
+-- Functions of earlier versions that the code no longer has.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT oid FROM pg_proc
+              WHERE proname IN ('proxy_hold_place', 'proxy_settle_many')
+                AND pronamespace = current_schema()::regnamespace LOOP
+        EXECUTE format('DROP FUNCTION %s', f);
+    END LOOP;
+END $$;
 
 -- The proxy's writes: workers' leases of credit and the settlement of
 -- requests, a batch per account in one statement (proxy_batch), and the holds
