@@ -1,5 +1,5 @@
 """Run the platform (uvicorn serving agipower.asgi) as a real subprocess against
-the test database, as production runs it."""
+the test database, with the command production runs (serve's web_command)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote
+
+from agipower.management.commands.serve import web_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,23 +62,12 @@ class PlatformProcess:
             **self.extra_env,
         }
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "agipower.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "--lifespan",
-                "on",
-                "--no-access-log",
-                "--timeout-graceful-shutdown",
-                "2",
-            ],
+            web_command(
+                host="127.0.0.1",
+                port=self.port,
+                workers=self.workers,
+                graceful_seconds=2,
+            ),
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

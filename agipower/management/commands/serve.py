@@ -13,6 +13,43 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+# What uvicorn waits for requests in flight when told to stop, before it cuts
+# them and shuts the application down (below the 15 s serve waits for it).
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def web_command(
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    graceful_seconds: int = GRACEFUL_SHUTDOWN_SECONDS,
+) -> list[str]:
+    """The web server, as serve runs it (and the tests that start the platform).
+
+    The ASGI lifespan is on: at startup each worker opens the proxy's pool, and
+    at shutdown it gives its leases of credits back at once, instead of leaving
+    them held until they expire. proxy/app.py answers the lifespan messages
+    itself; Django's ASGI handler, behind it, has none.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "agipower.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--lifespan",
+        "on",
+        "--timeout-graceful-shutdown",
+        str(graceful_seconds),
+    ]
+
 
 class Command(BaseCommand):
     help = "Migrate, then run the web server, a Celery worker and beat."
@@ -49,21 +86,7 @@ class Command(BaseCommand):
         self.load_catalog_once()
         python = sys.executable
         commands = {
-            "web": [
-                python,
-                "-m",
-                "uvicorn",
-                "agipower.asgi:application",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--workers",
-                str(web_workers),
-                "--no-access-log",
-                "--lifespan",
-                "off",
-            ],
+            "web": web_command(host=host, port=port, workers=web_workers),
             "worker": [
                 python,
                 "-m",
