@@ -1,5 +1,7 @@
 """Run the whole platform: migrations, then the ASGI server, a Celery worker and
-Celery beat, supervised together (one stops, all stop)."""
+Celery beat, supervised together (one stops, all stop), and when they have
+stopped, the embedded PostgreSQL if that is the database (see agipower/embedded.py).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ import time
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import connections
+
+from agipower.embedded import embedded_database_in_use, embedded_database_stop
 
 # What uvicorn waits for requests in flight when told to stop, before it cuts
 # them and shuts the application down (below the 15 s serve waits for it).
@@ -79,7 +84,28 @@ class Command(BaseCommand):
                 "load_catalog", str(settings.BASE_DIR / "proxy" / "catalog.yaml")
             )
 
-    def handle(self, *args, host, port, web_workers, **options):
+    def stop_embedded_database(self):
+        """The embedded PostgreSQL stops with the rest, unless another process
+        (a shell, the tests) still uses it."""
+        pgdata = embedded_database_in_use()
+        if pgdata is None:
+            return
+        connections.close_all()
+        if embedded_database_stop(pgdata.parent):
+            self.stdout.write(f"Stopped the embedded PostgreSQL ({pgdata})")
+        else:
+            self.stdout.write(
+                f"The embedded PostgreSQL ({pgdata}) is still used by another "
+                "process; `scripts/run stop` stops it"
+            )
+
+    def handle(self, *args, **options):
+        try:
+            self.serve(**options)
+        finally:
+            self.stop_embedded_database()
+
+    def serve(self, *, host, port, web_workers, **options):
         call_command("migrate", interactive=False, verbosity=1)
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("ensure_operator")
