@@ -349,9 +349,12 @@ class RequestLogAdmin(ReadOnlyAdmin):
         "cost",
         "streamed",
         "usage_estimated",
+        "over_reported",
         "latency",
     )
-    list_filter = ("model", "status", "streamed", "usage_estimated")
+    # "over reported": requests whose usage cost more than their hold (an
+    # upstream that reports more than it could have used); charged the hold.
+    list_filter = ("model", "status", "streamed", "usage_estimated", "over_reported")
     search_fields = ("account__owner__email",)
     list_select_related = ("account__owner", "api_key")
     ordering = ("-created_at",)
@@ -367,6 +370,11 @@ class RequestLogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="cost", ordering="cost_nanos")
     def cost(self, obj: RequestLog) -> str:
+        if obj.over_reported:
+            return (
+                f"{format_usd(obj.cost_nanos, 9)} "
+                f"(reported {format_usd(obj.uncapped_cost_nanos, 9)})"
+            )
         return format_usd(obj.cost_nanos, 9)
 
     @admin.display(description="latency", ordering="latency_ms")

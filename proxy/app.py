@@ -30,13 +30,19 @@ from proxy.caches import TtlCache
 from proxy.catalog import Model, catalog_load
 from proxy.db import pool_open
 from proxy.pricing import (
-    IMAGE_TOKEN_ALLOWANCE,
+    Price,
     Usage,
     affordable_output_tokens,
+    chat_prompt_bound,
     hold_amount,
     usage_cost,
 )
 from proxy.tokenizer import count_tokens
+from proxy.validation import (
+    InvalidRequest,
+    chat_request_check,
+    embedding_request_check,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +50,18 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 AUTOTOPUP_ASK_SECONDS = 5.0
 USAGE_AFTER_FINISH_SECONDS = 2.0
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embedding"}
-JSON_HEADERS = [(b"content-type", b"application/json")]
+# The largest value of the request log's token counts (PostgreSQL integer) and
+# of its costs (bigint): upstream may report anything.
+MAX_TOKENS_LOGGED = 2**31 - 1
+MAX_NANOS = 2**63 - 1
+# Every /v1 answer: a browser never guesses another type than the one sent.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+JSON_HEADERS = [(b"content-type", b"application/json"), NOSNIFF]
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
+    NOSNIFF,
 ]
 
 
@@ -89,7 +102,9 @@ def bad_request(message: str, param: str | None = None) -> ApiError:
 class KeyInfo:
     key_id: int
     account_id: int
-    status: str  # "enabled", "disabled" or "deleted"
+    # "enabled", "disabled", "deleted", or "account_disabled" (its owner is
+    # deactivated)
+    status: str
     limited: bool  # has a credit limit: its requests hold on their own
 
 
@@ -104,23 +119,37 @@ class Call:
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     model: Model | None = None
     model_id: str = ""
+    price: Price | None = None
     hold_id: uuid.UUID | None = None  # its own hold (a key with a credit limit)
     leased: int = 0  # what it took from the worker's lease
+    held: int = 0  # its worst case, admitted before forwarding
     streamed: bool = False
     status: int = 0
     error: str = ""
     usage: Usage = field(default_factory=Usage)
-    cost: int = 0
+    cost: int = 0  # what its usage costs, uncapped
     ttft_ms: int | None = None
     request: dict = field(default_factory=dict)
+    relay: streaming.SseRelay | None = None  # its stream, once one started
     answer_started: bool = False
+    answer_ended: bool = False  # the client has had the last byte
+    settled: bool = False
+
+    @property
+    def charge(self) -> int:
+        """What the request is charged: its cost, and never more than its hold.
+        Usage reported beyond the hold (an upstream that over-reports) is not
+        charged; the log keeps the uncapped cost, flagged, for operators."""
+        return min(self.cost, self.held)
 
     def log_item(self) -> dict:
         return {
             "id": str(self.id),
             "hold": str(self.hold_id) if self.hold_id else None,
             "api_key_id": self.key.key_id,
-            "cost": self.cost,
+            "cost": self.charge,
+            "uncapped_cost_nanos": min(self.cost, MAX_NANOS),
+            "over_reported": self.cost > self.held,
             "model": clean_text(self.model_id, 100),
             "provider": self.model.provider.name if self.model else "",
             "endpoint": self.endpoint,
@@ -258,15 +287,19 @@ class ProxyApp:
         except ClientGone:
             pass  # went away before its request was read: nothing to do
         except ApiError as error:
-            call.status, call.error = error.status, str(error)
-            await self.finish(call)
+            if not call.settled:
+                call.status, call.error = error.status, str(error)
+                await self.finish(call)
             await respond(send, error.status, error.body())
         except Exception:
-            # A fault of ours: the hold is settled (at what the call had
-            # counted, nothing if no answer was counted) and the caller told.
+            # A fault of ours. Unless it came after the settlement, the hold is
+            # settled now: at the output the client has already received
+            # (counted offline), nothing if it received none.
             logger.exception("request %s failed", call.id)
-            call.status, call.error = 502, "internal error"
-            await self.finish(call)
+            if not call.settled:
+                call.status, call.error = 502, "internal error"
+                self.count_delivered(call)
+                await self.finish(call)
             if not call.answer_started:
                 error = ApiError(
                     502,
@@ -275,6 +308,8 @@ class ProxyApp:
                     code="internal_error",
                 )
                 await respond(send, error.status, error.body())
+            elif call.relay is not None and not call.answer_ended:
+                await send_stream_end(send, sse_error("The request failed"))
 
     async def authenticate(self, scope) -> KeyInfo:
         secret = bearer_token(scope)
@@ -297,6 +332,13 @@ class ProxyApp:
         key = await self.keys.get(digest, lambda: self.key_load(digest))
         if key is None or key.status == "deleted":
             raise invalid
+        if key.status == "account_disabled":
+            raise ApiError(
+                403,
+                "The account this API key belongs to is deactivated",
+                type="permission_error",
+                code="account_disabled",
+            )
         if key.status != "enabled":
             raise ApiError(
                 403,
@@ -307,11 +349,18 @@ class ProxyApp:
         return key
 
     async def key_load(self, digest: str) -> KeyInfo | None:
+        # The owner's is_active is read with the key, so a deactivated user's
+        # keys are refused within the cache's time to live, like disabled ones.
         async with self.pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT id, account_id, CASE WHEN deleted_at IS NOT NULL "
-                "THEN 'deleted' ELSE status END, limit_nanos IS NOT NULL "
-                "FROM apikeys_apikey WHERE digest = %s AND kind = 'payg'",
+                "SELECT k.id, k.account_id, CASE "
+                "WHEN k.deleted_at IS NOT NULL THEN 'deleted' "
+                "WHEN NOT u.is_active THEN 'account_disabled' "
+                "ELSE k.status END, k.limit_nanos IS NOT NULL "
+                "FROM apikeys_apikey k "
+                "JOIN accounts_account a ON a.id = k.account_id "
+                "JOIN accounts_user u ON u.id = a.owner_id "
+                "WHERE k.digest = %s AND k.kind = 'payg'",
                 [digest],
             )
             row = await cursor.fetchone()
@@ -359,34 +408,22 @@ class ProxyApp:
                 code="model_not_found",
                 param="model",
             )
+        call.price = price
         stream = request.get("stream", False)
         if not isinstance(stream, bool):
             raise bad_request("'stream' must be true or false", "stream")
         call.streamed = stream
-        if call.endpoint == "chat" and not isinstance(request.get("messages"), list):
-            raise bad_request("'messages' must be a list", "messages")
-        if call.endpoint == "embedding" and "input" not in request:
-            raise bad_request("'input' is required", "input")
-        if call.endpoint == "chat":
-            # A chat prompt fits the context; each token is at least one byte.
-            prompt_bound = min(
-                len(body) + body.count(b'"image_url"') * IMAGE_TOKEN_ALLOWANCE,
-                model.context_length,
-            )
-        else:
-            # Embeddings may carry many inputs, each up to the context length.
-            prompt_bound = len(body)
+        # The request's shape, before anything is held or forwarded.
+        try:
+            if call.endpoint == "chat":
+                prompt = chat_request_check(request)
+            else:
+                embedding_request_check(request)
+        except InvalidRequest as invalid:
+            raise bad_request(str(invalid), invalid.param) from None
         output_allowance = output_tokens_allowed(request, model) * choices_asked(
             request
         )
-
-        # Hold.
-        amount = hold_amount(
-            prompt_bound=prompt_bound, output_allowance=output_allowance, price=price
-        )
-        await self.hold_place(call, amount, prompt_bound, output_allowance, price)
-
-        # Forward, meter, settle, log.
         upstream_request = dict(request, model=model.upstream_name)
         client_wants_usage = False
         if stream:
@@ -398,10 +435,33 @@ class ProxyApp:
                 **(options if isinstance(options, dict) else {}),
                 "include_usage": True,
             }
+        upstream_body = orjson.dumps(upstream_request)
+        # The prompt's bound is counted on the request as parsed (serialized
+        # again, as it goes upstream), never on the raw body's spelling.
+        if call.endpoint == "chat":
+            prompt_bound = chat_prompt_bound(
+                request_bytes=len(upstream_body),
+                images=prompt.images,
+                image_url_bytes=prompt.image_url_bytes,
+                files=prompt.files,
+                context_length=model.context_length,
+            )
+        else:
+            # Embeddings may carry many inputs, each up to the context length.
+            prompt_bound = len(upstream_body)
+
+        # Hold.
+        amount = hold_amount(
+            prompt_bound=prompt_bound, output_allowance=output_allowance, price=price
+        )
+        call.held = amount
+        await self.hold_place(call, amount, prompt_bound, output_allowance, price)
+
+        # Forward, meter, settle, log.
         client = ClientWatch(receive)
         try:
             await self.forward(
-                call, upstream_request, send, client, client_wants_usage, price
+                call, upstream_body, send, client, client_wants_usage, price
             )
         finally:
             client.stop()
@@ -451,7 +511,7 @@ class ProxyApp:
             message += f" The balance affords about {affordable} output tokens."
         raise ApiError(402, message, type="insufficient_credits", code=refusal)
 
-    async def forward(self, call, upstream_request, send, client, wants_usage, price):
+    async def forward(self, call, upstream_body, send, client, wants_usage, price):
         provider = call.model.provider
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if provider.api_key:
@@ -466,7 +526,7 @@ class ProxyApp:
         request = asyncio.ensure_future(
             self.http.post(
                 url,
-                data=orjson.dumps(upstream_request),
+                data=upstream_body,
                 headers=headers,
                 timeout=timeout,
             )
@@ -588,13 +648,14 @@ class ProxyApp:
             raise BillingUnavailable
         call.answer_started = True
         await respond(send, 200, body)
+        call.answer_ended = True
 
     async def relay_stream(self, call, response, send, client, wants_usage, price):
         await send(
             {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS}
         )
         call.answer_started = True
-        relay = streaming.SseRelay(wants_usage=wants_usage)
+        relay = call.relay = streaming.SseRelay(wants_usage=wants_usage)
 
         def client_gone():
             # Mid-answer, upstream is closed at once. If the answer was already
@@ -647,22 +708,17 @@ class ProxyApp:
         if broken is None:
             tail = b"data: [DONE]\n\n"
         else:
-            error = {
-                "error": {
-                    "message": broken,
-                    "type": "upstream_error",
-                    "code": "stream_broken",
-                    "param": None,
-                }
-            }
-            tail = b"data: " + json.dumps(error).encode() + b"\n\n"
-        await send({"type": "http.response.body", "body": tail, "more_body": False})
+            tail = sse_error(broken, type="upstream_error", code="stream_broken")
+        call.answer_ended = True
+        await send_stream_end(send, tail)
 
     def estimate_json(self, call: Call, answer: dict) -> Usage:
         text = ""
-        for choice in answer.get("choices") or []:
-            message = choice.get("message") or {}
-            text += message.get("content") or ""
+        choices = answer.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(message, dict):
+                text += content_text(message.get("content"))
         return Usage(
             prompt_tokens=self.prompt_tokens(call),
             completion_tokens=count_tokens(text, call.model.tokenizer),
@@ -678,6 +734,22 @@ class ProxyApp:
             ),
             estimated=True,
         )
+
+    def count_delivered(self, call: Call) -> None:
+        """After a fault of ours: the cost of the output already streamed to
+        the client, counted offline, so that it is billed. If even that cannot
+        be counted, the request is charged its hold (its admitted worst case)
+        rather than nothing."""
+        if call.relay is None or call.price is None:
+            return  # no output was delivered
+        try:
+            call.usage = self.estimate_stream(call, call.relay)
+            call.cost = usage_cost(call.usage, call.price)
+        except Exception:
+            logger.exception("request %s: delivered output not counted", call.id)
+            call.usage = Usage(estimated=True)
+            call.cost = call.held
+            call.error = "internal error; output not counted, charged its hold"
 
     def prompt_tokens(self, call: Call) -> int:
         """The prompt counted offline: the text of every message (or input)."""
@@ -697,9 +769,11 @@ class ProxyApp:
         return overhead + sum(count_tokens(t, call.model.tokenizer) for t in texts)
 
     async def finish(self, call: Call) -> bool:
-        """Settle the hold at the call's cost and write its log; returns once
+        """Settle the hold at the call's charge and write its log; returns once
         committed (True), whatever happens to the client meanwhile. False if it
-        could not be committed: the answer must then not be delivered."""
+        could not be committed: the answer must then not be delivered. Runs
+        once per request (``call.settled``)."""
+        call.settled = True
         try:
             await asyncio.shield(
                 self.ledger.settle(
@@ -804,6 +878,18 @@ async def read_body(receive) -> bytes:
             return b"".join(chunks)
 
 
+def sse_error(
+    message: str, *, type: str = "server_error", code: str = "internal_error"
+) -> bytes:
+    """An error as the last event of a stream that has already begun."""
+    error = {"message": message, "type": type, "code": code, "param": None}
+    return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+
+
+async def send_stream_end(send, tail: bytes) -> None:
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
 async def respond(send, status: int, body: bytes, headers=JSON_HEADERS):
     await send(
         {
@@ -854,8 +940,12 @@ def usage_from(usage) -> Usage | None:
     """OpenAI's usage object as a Usage, or None if there is none."""
     if not isinstance(usage, dict):
         return None
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+    prompt_details = usage.get("prompt_tokens_details")
+    if not isinstance(prompt_details, dict):
+        prompt_details = {}
+    completion_details = usage.get("completion_tokens_details")
+    if not isinstance(completion_details, dict):
+        completion_details = {}
     return Usage(
         prompt_tokens=_count(usage.get("prompt_tokens")),
         cached_tokens=_count(prompt_details.get("cached_tokens")),
@@ -869,11 +959,10 @@ def usage_from(usage) -> Usage | None:
 
 
 def _count(value) -> int:
-    return (
-        value
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0
-        else 0
-    )
+    """A token count as upstream reported it, within what a log row holds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return min(value, MAX_TOKENS_LOGGED)
+    return 0
 
 
 def clean_text(text: str, limit: int) -> str:

@@ -124,6 +124,19 @@ class RequestLog(models.Model):
     cost_nanos = models.BigIntegerField(default=0)
     cost_topup_nanos = models.BigIntegerField(default=0)
     cost_bonus_nanos = models.BigIntegerField(default=0)
+    # A charge never exceeds the request's hold: what its usage would have
+    # cost beyond it (an upstream that over-reports) is kept here, not charged.
+    uncapped_cost_nanos = models.BigIntegerField(
+        default=0,
+        db_default=0,
+        help_text="What the usage reported costs, before the cap at the hold",
+    )
+    over_reported = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="The usage cost more than the request's hold: it was charged "
+        "the hold",
+    )
     latency_ms = models.IntegerField(default=0)
     ttft_ms = models.IntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -132,6 +145,12 @@ class RequestLog(models.Model):
         indexes = [
             models.Index(fields=["account", "-created_at"], name="log_account_time"),
             models.Index(fields=["api_key", "-created_at"], name="log_key_time"),
+            # Operators' list of over-reported requests; few rows, small index.
+            models.Index(
+                fields=["-created_at"],
+                condition=Q(over_reported=True),
+                name="log_over_reported",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -48,6 +48,34 @@ def usage_cost(usage: Usage, price: Price) -> int:
     return ceil_div(total, TOKENS_PER_PRICE_UNIT)
 
 
+def chat_prompt_bound(
+    *,
+    request_bytes: int,
+    images: int,
+    image_url_bytes: int,
+    files: int,
+    context_length: int,
+) -> int:
+    """An upper bound of a chat request's prompt tokens, from the request as
+    parsed and serialized again (``request_bytes``: the UTF-8 length of the
+    JSON forwarded upstream), never from the raw body, so no spelling of the
+    request (``\\u`` escapes, whitespace) changes it.
+
+    Why it bounds: a token is at least one byte of text, and the serialized
+    request carries every text the model reads (each message's role, name and
+    content, tool calls, tools and their schemas, response_format schemas) at
+    its UTF-8 length or longer (quotes and escapes only add), plus the keys and
+    brackets around them, which outnumber the few tokens of chat formatting per
+    message. An image is not read as text: its URL's bytes are taken out and
+    ``IMAGE_TOKEN_ALLOWANCE`` counted instead. A file (a PDF's pages become
+    images as well as text) has no bound from its bytes, so a prompt with a file
+    is bounded by the model's context length, as every prompt is."""
+    if files:
+        return context_length
+    bound = request_bytes - image_url_bytes + images * IMAGE_TOKEN_ALLOWANCE
+    return min(bound, context_length)
+
+
 def hold_amount(*, prompt_bound: int, output_allowance: int, price: Price) -> int:
     """The worst case: every prompt token at the highest input price, and the
     whole output allowance."""

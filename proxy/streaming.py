@@ -76,17 +76,22 @@ class SseRelay:
         refusals and tool calls."""
         text = []
         events = [e for block in self._delivered for e in block.split(b"\n\n") if e]
+        # Upstream's events may have any shape: nothing here may fail.
         for event in events:
-            for choice in _data(event).get("choices") or []:
-                delta = choice.get("delta") or {}
+            choices = _data(event).get("choices")
+            for choice in choices if isinstance(choices, list) else ():
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if not isinstance(delta, dict):
+                    continue
                 for name in ("content", "reasoning_content", "reasoning", "refusal"):
                     value = delta.get(name)
                     if isinstance(value, str):
                         text.append(value)
-                for call in delta.get("tool_calls") or []:
-                    function = (
-                        call.get("function") or {} if isinstance(call, dict) else {}
-                    )
+                calls = delta.get("tool_calls")
+                for call in calls if isinstance(calls, list) else ():
+                    function = call.get("function") if isinstance(call, dict) else None
+                    if not isinstance(function, dict):
+                        continue
                     for name in ("name", "arguments"):
                         if isinstance(function.get(name), str):
                             text.append(function[name])

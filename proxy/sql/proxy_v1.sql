@@ -126,9 +126,11 @@ END $$;
 --
 -- Each request is charged its cost in the spending order, never more than is
 -- available (a shortfall is noted on its log); the part of a lease request's
--- cost up to what remains of the lease is taken out of the lease. The batch's
--- charges become one `usage` journal entry; the keys' usage and last-used time
--- are updated once per key; every request gets its log.
+-- cost up to what remains of the lease is taken out of the lease. The proxy
+-- sends each "cost" capped at the request's hold, and for its log what the
+-- usage came to before that cap ("uncapped_cost_nanos", "over_reported").
+-- The batch's charges become one `usage` journal entry; the keys' usage and
+-- last-used time are updated once per key; every request gets its log.
 --
 -- Answers a JSON object: "items" ([charged, from top-up, from bonus] per item),
 -- "lease" (its id, or null when nothing is leased), "lease_amount", "granted",
@@ -362,7 +364,8 @@ BEGIN
             id, account_id, api_key_id, model, provider, endpoint, status, error,
             streamed, prompt_tokens, cached_tokens, cache_write_tokens,
             completion_tokens, reasoning_tokens, usage_estimated, cost_nanos,
-            cost_topup_nanos, cost_bonus_nanos, latency_ms, ttft_ms, created_at)
+            cost_topup_nanos, cost_bonus_nanos, uncapped_cost_nanos, over_reported,
+            latency_ms, ttft_ms, created_at)
         SELECT r.id, p_account, r.api_key_id, r.model, r.provider, r.endpoint,
                r.status,
                left(r.error || CASE WHEN charges[r.ordinality] < costs[r.ordinality]
@@ -371,6 +374,10 @@ BEGIN
                r.streamed, r.prompt_tokens, r.cached_tokens, r.cache_write_tokens,
                r.completion_tokens, r.reasoning_tokens, r.usage_estimated,
                charges[r.ordinality], topups[r.ordinality], bonuses[r.ordinality],
+               -- "cost" is already capped at the request's hold; these say what
+               -- its usage came to before that cap.
+               coalesce(r.uncapped_cost_nanos, costs[r.ordinality]),
+               coalesce(r.over_reported, false),
                r.latency_ms, r.ttft_ms,
                r.created_at
           FROM jsonb_populate_recordset(NULL::proxy_requestlog, p_items)

@@ -112,3 +112,20 @@ def nothing_held(account, timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def hold_for(forwarded: dict, output_tokens: int) -> int:
+    """The hold of a text-only chat request at PRICES: its prompt bound is the
+    size of the JSON forwarded upstream (``forwarded``, as the upstream process
+    recorded it), at the highest input price, plus its output allowance
+    (proxy.pricing.chat_prompt_bound and hold_amount)."""
+    import orjson
+
+    from billing.money import ceil_div
+
+    prompt_price = max(usd_to_nanos(PRICES[k]) for k in PRICES if k != "output")
+    prompt_bound = len(orjson.dumps(forwarded))
+    return ceil_div(
+        prompt_bound * prompt_price + output_tokens * usd_to_nanos(PRICES["output"]),
+        10**6,
+    )

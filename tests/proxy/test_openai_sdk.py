@@ -329,11 +329,12 @@ def test_a_stream_that_breaks_midway_bills_what_was_delivered(alice, alice_clien
 
 
 def test_embeddings_are_billed_as_input(alice, alice_client):
-    result = alice_client.embeddings.create(
-        model="fake/embed", input=["#upstream prompt_tokens=300", "b"]
-    )
+    # 300 tokens need at least 300 bytes of input (more would be over-reported).
+    text = "#upstream prompt_tokens=300 " + "three hundred tokens " * 15
+    result = alice_client.embeddings.create(model="fake/embed", input=[text, "b"])
     assert len(result.data) == 2
-    assert RequestLog.objects.get().cost_nanos == cost(prompt=300)
+    log = RequestLog.objects.get()
+    assert (log.cost_nanos, log.over_reported) == (cost(prompt=300), False)
 
 
 def test_models_lists_the_catalog_with_prices(alice_client):

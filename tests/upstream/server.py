@@ -17,8 +17,10 @@ message (for embeddings: the first input string)::
 
 Keys (all integers but ``finish``): prompt_tokens, completion_tokens (visible
 tokens in the content), cached_tokens, reasoning_tokens (added to the reported
-completion_tokens, as OpenAI does), latency_ms, chunk_delay_ms, status (4xx/5xx),
-break_after, hang, finish. An unknown key or a bad value is answered with 400.
+completion_tokens, as OpenAI does), reported_completion_tokens (an upstream that
+over-reports: the usage says this many completion tokens whatever the content
+and max_tokens), latency_ms, chunk_delay_ms, status (4xx/5xx), break_after,
+hang, finish. An unknown key or a bad value is answered with 400.
 
 The content of N visible tokens is ``"tok" + " tok" * (N - 1)``: exactly N tokens in
 o200k_base (and cl100k_base).
@@ -66,6 +68,7 @@ _INT_KEYS = frozenset(
         "completion_tokens",
         "cached_tokens",
         "reasoning_tokens",
+        "reported_completion_tokens",
         "latency_ms",
         "chunk_delay_ms",
         "status",
@@ -291,7 +294,7 @@ def make_app(
                 reasoning = min(reasoning, cap)
                 visible = cap - reasoning
                 finish = "length"
-        completion = visible + reasoning
+        completion = d.get("reported_completion_tokens", visible + reasoning)
         usage = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,

@@ -130,6 +130,28 @@ def test_finish_length_and_max_tokens(client):
     assert tokens(capped.choices[0].message.content) == 3
 
 
+def test_over_reported_usage_ignores_content_and_max_tokens(client):
+    directive = "#upstream prompt_tokens=10000000 reported_completion_tokens=10000000"
+    reply = client.chat.completions.create(
+        model="m", messages=ask(directive), max_tokens=1
+    )
+    assert reply.choices[0].message.content == "tok"  # one token, as asked
+    usage = reply.usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (10_000_000, 10_000_000)
+    streamed = list(
+        client.chat.completions.create(
+            model="m",
+            messages=ask(directive),
+            max_tokens=1,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert text == "tok"
+    assert streamed[-1].usage.completion_tokens == 10_000_000
+
+
 def test_stream_without_usage(client, upstream):
     before = upstream.stats()
     chunks = list(
