@@ -165,6 +165,7 @@ class TransactionListView(GenericAPIView):
     def get_queryset(self):
         return transactions_list(account=account_for_user(self.request.user))
 
+    @extend_schema(responses=TransactionSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -87,6 +87,7 @@ class PaymentMethodDetailView(APIView):
             ).data
         )
 
+    @extend_schema(responses={204: None})
     def delete(self, request, pm_id: str):
         gateway.card_detach(
             account=account_for_user(request.user), payment_method_id=pm_id
@@ -172,7 +173,7 @@ class AutoTopUpSerializer(serializers.Serializer):
         source="payment_method_id", allow_blank=True, required=False, default=""
     )
     paused_reason = serializers.CharField(read_only=True)
-    paused_at = serializers.DateTimeField(read_only=True)
+    paused_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
 class AutoTopUpView(APIView):
