@@ -80,6 +80,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # stripe_local: the console's "Test payments" banner.
+                "billing.console_payments.payments_mode",
             ],
         },
     },
@@ -211,6 +213,15 @@ BONUS_RATE = Decimal(env.str("BONUS_RATE", default="0.20"))
 BONUS_EXPIRY_DAYS = env.int("BONUS_EXPIRY_DAYS", default=365)
 # A hold not settled within this time was left by a crashed worker.
 HOLD_TTL = timedelta(seconds=env.int("HOLD_TTL_SECONDS", default=900))
+# Auto top-up's cap per account (operators may set another one in admin): past
+# either within any 24 hours, auto top-up pauses and tells the customer.
+AUTOTOPUP_MAX_CHARGES_PER_DAY = env.int("AUTOTOPUP_MAX_CHARGES_PER_DAY", default=5)
+AUTOTOPUP_MAX_NANOS_PER_DAY = usd_to_nanos(
+    env.str("AUTOTOPUP_MAX_USD_PER_DAY", default="5000")
+)
+# Who hears of payments that need an operator (an amount Stripe took that
+# differs from the top-up's); empty: every active superuser with an email.
+PAYMENTS_ALERT_EMAILS = env.list("PAYMENTS_ALERT_EMAILS", default=[])
 
 # Stripe. Unset keys mean "payments are not configured": the app starts and
 # top-ups say so (billing.stripe_gateway.stripe_configured()). Only
@@ -222,6 +233,20 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 # Stripe.js, for the console's card form (localstripe serves a stand-in).
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+# Local test payments: STRIPE_LOCAL=1 replaces the four settings above with a
+# local Stripe emulator on 127.0.0.1:STRIPE_LOCAL_PORT and its test keys
+# (billing/localstripe.py; `manage.py serve` starts it). No real money moves,
+# and the console says so.
+STRIPE_LOCAL = env.bool("STRIPE_LOCAL", default=False)
+STRIPE_LOCAL_PORT = env.int("STRIPE_LOCAL_PORT", default=8420)
+if STRIPE_LOCAL:
+    from billing import localstripe as _localstripe
+
+    STRIPE_SECRET_KEY = _localstripe.SECRET_KEY
+    STRIPE_PUBLISHABLE_KEY = _localstripe.PUBLISHABLE_KEY
+    STRIPE_WEBHOOK_SECRET = _localstripe.WEBHOOK_SECRET
+    STRIPE_API_BASE = f"http://127.0.0.1:{STRIPE_LOCAL_PORT}"
+    STRIPE_JS_URL = f"{STRIPE_API_BASE}/js.stripe.com/v3/"
 # dj-stripe: the local mirror of Stripe objects (customers, cards, payment
 # intents, events). Stripe stays the source of truth.
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")

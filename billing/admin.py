@@ -23,14 +23,23 @@ from billing.models import (
     LedgerEntry,
     LotMovement,
     LotSource,
+    PaymentMismatch,
     Pool,
     ReconciliationRun,
     TopUp,
+    TopUpDispute,
+    TopUpRefund,
     TopUpStatus,
     Wallet,
 )
-from billing.money import MoneyError, format_usd, usd_to_nanos
-from billing.payments import refundable_nanos, topup_refund
+from billing.money import MoneyError, format_usd, usd_plain, usd_to_nanos
+from billing.payments import (
+    autotopup_cap,
+    autotopup_cap_set,
+    paid_text,
+    refundable_nanos,
+    topup_refund,
+)
 from billing.services import GRANT_SOURCES, credit_grant
 
 
@@ -389,16 +398,161 @@ class TopUpAdmin(ReadOnlyAdmin):
         return render(request, "admin/billing/refund.html", context)
 
 
+class AutoTopUpCapForm(forms.ModelForm):
+    max_usd_per_day = forms.CharField(
+        required=False,
+        label="Max USD per 24 hours",
+        help_text="charged automatically in any 24 hours; empty: the default",
+    )
+
+    class Meta:
+        model = AutoTopUp
+        fields = ("max_charges_per_day",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.max_nanos_per_day is not None:
+            self.initial["max_usd_per_day"] = usd_plain(self.instance.max_nanos_per_day)
+
+    def clean_max_usd_per_day(self) -> int | None:
+        value = self.cleaned_data["max_usd_per_day"].strip()
+        if not value:
+            return None
+        try:
+            return usd_to_nanos(value)
+        except MoneyError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 @admin.register(AutoTopUp)
-class AutoTopUpAdmin(ReadOnlyAdmin):
+class AutoTopUpAdmin(admin.ModelAdmin):
+    """Customers set auto top-up in the console; operators change only an
+    account's cap of automatic charges per 24 hours."""
+
+    form = AutoTopUpCapForm
     list_display = (
         "account",
         "enabled",
         _usd("threshold_nanos", "threshold"),
         _usd("amount_nanos", "amount"),
+        "armed",
         "in_flight",
+        "cap",
         "paused_reason",
         "paused_at",
     )
-    list_filter = ("enabled",)
+    list_filter = ("enabled", "armed")
     search_fields = ("account__owner__email",)
+    list_select_related = ("account__owner",)
+    readonly_fields = (
+        "account",
+        "enabled",
+        _usd("threshold_nanos", "threshold", 9),
+        _usd("amount_nanos", "amount", 9),
+        "payment_method_id",
+        "armed",
+        "in_flight",
+        "paused_reason",
+        "paused_at",
+        "updated_at",
+        "cap",
+    )
+
+    def get_fields(self, request, obj=None):
+        return [*self.readonly_fields, "max_charges_per_day", "max_usd_per_day"]
+
+    @admin.display(description="cap per 24 hours")
+    def cap(self, row) -> str:
+        return str(autotopup_cap(row))
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        autotopup_cap_set(
+            account=obj.account,
+            max_charges_per_day=form.cleaned_data["max_charges_per_day"],
+            max_nanos_per_day=form.cleaned_data["max_usd_per_day"],
+            actor=request.user,
+        )
+
+
+@admin.register(PaymentMismatch)
+class PaymentMismatchAdmin(admin.ModelAdmin):
+    """Payments Stripe reported for another amount or currency than their
+    top-up's: nothing was credited. Operators settle each in Stripe (refund) or
+    here (grant what is due), then mark it resolved with a note."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "topup",
+        "account_email",
+        "payment_intent_id",
+        "expected",
+        "paid",
+        "resolved",
+    )
+    list_filter = ("resolved",)
+    search_fields = ("payment_intent_id", "topup__account__owner__email")
+    list_select_related = ("topup__account__owner",)
+    fields = (
+        "topup",
+        "payment_intent_id",
+        "expected",
+        "paid",
+        "created_at",
+        "resolved",
+        "note",
+    )
+    readonly_fields = ("topup", "payment_intent_id", "expected", "paid", "created_at")
+
+    @admin.display(description="account")
+    def account_email(self, row) -> str:
+        return row.topup.account.owner.email
+
+    @admin.display(description="expected")
+    def expected(self, row) -> str:
+        return paid_text(row.expected_cents, row.expected_currency)
+
+    @admin.display(description="paid")
+    def paid(self, row) -> str:
+        return paid_text(row.paid_cents, row.paid_currency)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TopUpRefund)
+class TopUpRefundAdmin(ReadOnlyAdmin):
+    list_display = (
+        "stripe_refund_id",
+        "created_at",
+        "topup",
+        _usd("amount_nanos", "amount"),
+        "actor",
+        "reason",
+    )
+    search_fields = ("stripe_refund_id", "topup__account__owner__email")
+    list_select_related = ("topup", "actor")
+
+
+@admin.register(TopUpDispute)
+class TopUpDisputeAdmin(ReadOnlyAdmin):
+    list_display = (
+        "stripe_dispute_id",
+        "created_at",
+        "topup",
+        _usd("amount_nanos", "amount"),
+        "status",
+        "closed_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("stripe_dispute_id", "topup__account__owner__email")
+    list_select_related = ("topup",)

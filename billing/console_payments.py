@@ -36,6 +36,12 @@ def payments_config() -> dict:
     }
 
 
+def payments_mode(request) -> dict:
+    """Context for every page: ``stripe_local`` is true in the local test
+    payments mode (``STRIPE_LOCAL``), whose banner the console shows."""
+    return {"stripe_local": bool(settings.STRIPE_LOCAL)}
+
+
 def payments_context() -> dict:
     """The context the dialogs' template (``console/payments_dialogs.html``)
     reads; a page without it makes the dialogs ask ``payments_config_json``."""

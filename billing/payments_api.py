@@ -101,7 +101,8 @@ class TopUpRequestSerializer(serializers.Serializer):
     method = serializers.ChoiceField(
         choices=TopUpMethod.values, default=TopUpMethod.CARD
     )
-    return_url = serializers.URLField(required=False)
+    # Checked by the top-up itself: an address on this site only.
+    return_url = serializers.CharField(required=False, max_length=2000)
 
 
 class TopUpSerializer(serializers.Serializer):

@@ -67,6 +67,7 @@ class PaymentIntentInfo:
     status: str
     client_secret: str
     amount_cents: int
+    currency: str
     payment_method_id: str | None
     card_brand: str | None
     card_last4: str | None
@@ -581,6 +582,7 @@ def _intent_info(
         status=intent.status,
         client_secret=intent.client_secret,
         amount_cents=int(intent.amount),
+        currency=str(_get(intent, "currency") or ""),
         payment_method_id=_id_of(pm),
         card_brand=card.get("brand"),
         card_last4=card.get("last4"),
@@ -631,3 +633,24 @@ def refund_create(
     return RefundInfo(
         id=refund.id, amount_cents=int(refund.amount), status=refund.status
     )
+
+
+def refunds_list(*, payment_intent_id: str) -> list[RefundInfo]:
+    """The refunds of a PaymentIntent, as Stripe has them now (for a
+    ``charge.refunded`` event whose charge does not list them)."""
+    api_key = _api_key()
+    if not isinstance(payment_intent_id, str) or not _STRIPE_ID.fullmatch(
+        payment_intent_id
+    ):
+        raise RefundFailed("No such payment.")
+    try:
+        listed = stripe.Refund.list(
+            api_key=api_key, payment_intent=payment_intent_id, limit=100
+        )
+        refunds = list(listed.auto_paging_iter())
+    except stripe.StripeError as exc:
+        raise _failure(exc, "refunds list", error=RefundFailed) from exc
+    return [
+        RefundInfo(id=r.id, amount_cents=int(r.amount), status=str(r.status or ""))
+        for r in refunds
+    ]

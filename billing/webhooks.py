@@ -14,7 +14,7 @@ left) and the answer is 500, so Stripe delivers the event again. The
 ``Event`` row, unique per event id, is written in the same transaction as the
 handler's work, so it exists exactly when the handler succeeded.
 
-Handlers live with the code they serve (``billing.payments``) and are loaded
+Handlers live with the code they serve (``billing.payments.events``) and are loaded
 when the first event arrives::
 
     @webhook_handler("payment_intent.succeeded")
@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import time
 from collections.abc import Callable
 
 import stripe
@@ -44,7 +45,8 @@ from billing import stripe_gateway
 
 logger = logging.getLogger(__name__)
 
-# Stripe's default: a signature older than this is refused (replays).
+# Stripe's default: a signature older than this is refused (replays), and one
+# dated further ahead than this too.
 SIGNATURE_TOLERANCE_SECONDS = 300
 # Modules whose import registers handlers.
 HANDLER_MODULES = ("billing.payments",)
@@ -103,6 +105,12 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
             settings.STRIPE_WEBHOOK_SECRET,
             tolerance=SIGNATURE_TOLERANCE_SECONDS,
         )
+        # Stripe's library refuses only signatures too old; one dated too far
+        # ahead is refused as well (a clock far off, or a crafted replay).
+        if _signed_at(request.headers["Stripe-Signature"]) > (
+            time.time() + SIGNATURE_TOLERANCE_SECONDS
+        ):
+            return _refused("signature timestamp in the future")
         event = json.loads(payload)
         event_id, event_type = event["id"], event["type"]
         if not (isinstance(event_id, str) and isinstance(event_type, str)):
@@ -122,6 +130,15 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         logger.exception("stripe webhook %s (%s) failed", event_id, event_type)
         return JsonResponse({"error": "processing failed"}, status=500)
     return JsonResponse({"received": True, "duplicate": duplicate})
+
+
+def _signed_at(header: str) -> int:
+    """The ``t=`` of a verified ``Stripe-Signature`` header."""
+    for item in header.split(","):
+        key, _, value = item.partition("=")
+        if key.strip() == "t":
+            return int(value)
+    raise ValueError("the signature has no timestamp")
 
 
 def _refused(reason: str) -> HttpResponse:

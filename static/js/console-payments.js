@@ -197,7 +197,11 @@
     if (data && data.error && data.error.code) {
       var code = data.error.code;
       var message = code === "billing_profile_required" ? "" : MESSAGES[code];
-      return new PayError(message || sentence(data.error.message) || MESSAGES[code], code, status);
+      // "threshold: must be below ..." belongs next to the threshold field.
+      var named = /^([a-z_]+): /.exec(String(data.error.message || ""));
+      var fields = named ? {} : undefined;
+      if (named) fields[named[1]] = sentence(data.error.message);
+      return new PayError(message || sentence(data.error.message) || MESSAGES[code], code, status, fields);
     }
     if (status === 401 || status === 403) {
       return new PayError("Your session has ended or the page is out of date. Reload the page, sign in again if asked, and retry.", "auth", status);
@@ -809,6 +813,7 @@
   /** Act on a started (or re-read) top-up until it succeeds or fails. */
   function topupFollow(started) {
     if (started.status === "succeeded") return topupDone(started);
+    if (started.status === "mismatch") throw reviewError(started);
     if (started.status === "failed" || started.status === "canceled") {
       throw new PayError(declineMessage(started), "declined");
     }
@@ -832,6 +837,12 @@
     return topupPoll(started.id);
   }
 
+  /** Stripe took another amount than asked: nothing credited, operators told. */
+  function reviewError(topupRow) {
+    var why = sentence(topupRow.failure_message) || "This payment needs a check by our team.";
+    return new PayError(why + " Please do not pay again; we will get back to you.", "mismatch");
+  }
+
   function declineMessage(topupRow) {
     var why = sentence(topupRow.failure_message) || "Your card was declined.";
     return "The payment did not go through: " + why + " Try another card.";
@@ -844,6 +855,7 @@
       attempts += 1;
       return api("GET", "top-ups/" + id).then(function (row) {
         if (row.status === "succeeded") return topupDone(row);
+        if (row.status === "mismatch") throw reviewError(row);
         if (row.status === "failed" || row.status === "canceled") throw new PayError(declineMessage(row), "declined");
         if (attempts >= 30) {
           throw new PayError("Your payment is still being processed. Your credits will appear as soon as Stripe confirms it; you can close this window.", "pending");
@@ -1124,6 +1136,8 @@
     var problems = {};
     if (threshold === null) problems.threshold = "Enter an amount in dollars and cents, e.g. 10.00.";
     if (amount === null || amount < MIN_CENTS || amount > MAX_CENTS) problems.amount = "Enter an amount from $5.00 to $25,000.00.";
+    // One top-up must lift the balance above the threshold, or it would charge again and again.
+    if (enabled && !problems.threshold && !problems.amount && threshold >= amount) problems.threshold = "Choose a threshold below the top-up amount.";
     if (enabled && !cardId) problems.payment_method = "Add a card to use Auto Top-Up.";
     if (showFieldErrors(autoDialog, problems)) return;
     if (enabled && !$("#autotopup-consent").checked) {
@@ -1361,6 +1375,9 @@
         if (row.status === "succeeded") {
           render("succeeded", "Payment received",
             box.getAttribute("data-total") + " added to your balance: " + box.getAttribute("data-amount") + " + " + box.getAttribute("data-bonus") + " bonus.");
+        } else if (row.status === "mismatch") {
+          render("pending", "Payment under review",
+            (sentence(row.failure_message) || "This payment needs a check by our team.") + " Please do not pay again; we will get back to you.");
         } else if (row.status === "failed" || row.status === "canceled") {
           render("failed", "The payment did not go through",
             (sentence(row.failure_message) || "It was cancelled or declined.") + " Nothing was charged; you can try again from Pay As You Go.");

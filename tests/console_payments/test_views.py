@@ -222,11 +222,15 @@ def test_return_page_ignores_what_the_redirect_says(client, alice):
     assert alice.account.wallet.topup_nanos == 0
 
 
-def test_staff_without_a_billing_account_get_a_plain_page(client, ops):
+def test_operators_have_a_billing_page_of_their_own(client, ops, alice):
+    # Every user has a billing account, operators made by createsuperuser too.
+    topup = topup_for(alice)
     client.force_login(ops)
-    assert client.get(BILLING).status_code == 404
-    assert client.get(CONFIG).status_code == 404
-    assert client.get(reverse("console:topup-return", args=[1])).status_code == 404
+    assert client.get(BILLING).status_code == 200
+    assert client.get(CONFIG).status_code == 200
+    # Never another account's top-up.
+    url = reverse("console:topup-return", args=[topup.pk])
+    assert client.get(url).status_code == 404
 
 
 def test_the_script_and_styles_are_served(client, alice):

@@ -22,6 +22,7 @@ from invoices.models import Invoice
 from tests.stripe.fixtures import (
     CHARGE_FAILS,
     PUBLISHABLE_KEY,
+    SECRET_KEY,
     THREE_D_SECURE,
     WEBHOOK_SECRET,
 )
@@ -409,3 +410,343 @@ def test_a_dispute_takes_back_credits_and_pauses_auto_top_up(
     assert AutoTopUp.objects.get().paused_at is not None
     assert TopUp.objects.get().disputed
     assert ledger_check() == []
+
+
+# --- a payment for another amount: recorded, not credited, operators told --------
+
+
+def mismatch_payload(topup: TopUp, payment_intent: str, **fields) -> dict:
+    payload = succeeded_event(payment_intent, topup, "evt_mismatch_1")
+    payload["data"]["object"].update(fields)
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [(1_000_000, "usd"), (10_000, "eur")],
+    ids=["amount", "currency"],
+)
+def test_a_payment_for_another_amount_credits_nothing_and_is_put_before_operators(
+    bob, ops, card_save, stripe_settings, client, amount, currency
+):
+    from django.core import mail
+
+    from billing.models import PaymentMismatch
+
+    with_profile(bob)
+    card = card_save(bob.account, THREE_D_SECURE)
+    body = top_up(bob, "100", card)  # waits for 3-D Secure: nothing credited yet
+    topup = TopUp.objects.get()
+    payload = mismatch_payload(
+        topup, body["payment_intent"], amount=amount, currency=currency
+    )
+    assert post_webhook(Client(), signed(payload)).status_code == 200
+    # Delivered again, and as another event: still one record, one email.
+    assert post_webhook(Client(), signed(payload)).status_code == 200
+    payload["id"] = "evt_mismatch_2"
+    assert post_webhook(Client(), signed(payload)).status_code == 200
+
+    assert credits_of(bob.account) == []
+    assert balance_get(account=bob.account).total_nanos == 0
+    topup.refresh_from_db()
+    assert topup.status == TopUpStatus.MISMATCH
+    assert Invoice.objects.count() == 0
+    mismatch = PaymentMismatch.objects.get()
+    assert (
+        mismatch.topup_id,
+        mismatch.payment_intent_id,
+        mismatch.expected_cents,
+        mismatch.expected_currency,
+        mismatch.paid_cents,
+        mismatch.paid_currency,
+        mismatch.resolved,
+    ) == (topup.pk, body["payment_intent"], 10_000, "usd", amount, currency, False)
+    assert [message.to for message in mail.outbox] == [[ops.email]]
+    assert body["payment_intent"] in mail.outbox[0].body
+    # The customer's page asks again: still nothing credited.
+    detail = api(bob).get(f"/api/v1/top-ups/{topup.pk}").json()
+    assert detail["status"] == "mismatch"
+    assert "nothing was credited" in detail["failure_message"]
+    assert payments_reconcile()["repaired"] == 0
+    assert credits_of(bob.account) == []
+    # Operators find it in admin, and mark it resolved with a note.
+    client.force_login(ops)
+    listing = client.get("/admin/billing/paymentmismatch/")
+    assert body["payment_intent"].encode() in listing.content
+    resolved = client.post(
+        f"/admin/billing/paymentmismatch/{mismatch.pk}/change/",
+        {"resolved": "on", "note": "refunded in Stripe"},
+    )
+    assert resolved.status_code == 302
+    mismatch.refresh_from_db()
+    assert mismatch.resolved and mismatch.note == "refunded in Stripe"
+    assert mismatch.paid_cents == amount  # what arrived is not editable
+    assert ledger_check() == []
+
+
+# --- refunds made in Stripe's dashboard, and disputes closed -----------------------
+
+
+def charge_event(event_type: str, event_id: str, obj: dict) -> dict:
+    return {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2020-08-27",
+        "created": int(time.time()),
+        "livemode": False,
+        "type": event_type,
+        "data": {"object": obj},
+    }
+
+
+def refunded_event(topup: TopUp, event_id: str, refunds: list | None) -> dict:
+    charge = {
+        "id": "ch_test_1",
+        "object": "charge",
+        "amount": topup.amount_nanos // 10**7,
+        "currency": "usd",
+        "payment_intent": topup.payment_intent_id,
+        "refunded": False,
+    }
+    if refunds is not None:
+        charge["amount_refunded"] = sum(r.amount for r in refunds)
+        charge["refunds"] = {
+            "object": "list",
+            "has_more": False,
+            "data": [
+                {
+                    "id": r.id,
+                    "object": "refund",
+                    "amount": r.amount,
+                    "currency": "usd",
+                    "status": r.status,
+                }
+                for r in refunds
+            ],
+        }
+    return charge_event("charge.refunded", event_id, charge)
+
+
+def dashboard_refund(topup: TopUp, usd: str):
+    """A refund made in Stripe's dashboard: Stripe knows it, we do not."""
+    return stripe.Refund.create(
+        api_key=SECRET_KEY,
+        payment_intent=topup.payment_intent_id,
+        amount=usd_to_nanos(usd) // 10**7,
+    )
+
+
+def balances(account) -> tuple[int, int]:
+    balance = balance_get(account=account)
+    return balance.topup_nanos, balance.bonus_nanos
+
+
+def test_a_refund_made_in_stripe_takes_back_credits_once_by_refund_id(
+    bob, ops, card_save, stripe_settings
+):
+    from billing.models import TopUpRefund
+
+    with_profile(bob)
+    card = card_save(bob.account)
+    top_up(bob, "100", card)
+    topup = TopUp.objects.get()
+    _spend(bob.account, "30")  # the $20 bonus, then $10 of the top-up
+    first = dashboard_refund(topup, "50")
+
+    event = signed(refunded_event(topup, "evt_refund_1", [first]))
+    assert post_webhook(Client(), event).status_code == 200
+    assert balances(bob.account) == (usd_to_nanos("40"), 0)
+    assert post_webhook(Client(), event).status_code == 200  # redelivered
+    again = signed(refunded_event(topup, "evt_refund_2", [first]))
+    assert post_webhook(Client(), again).status_code == 200  # another event
+    assert balances(bob.account) == (usd_to_nanos("40"), 0)
+    assert TopUp.objects.get().refunded_nanos == usd_to_nanos("50")
+
+    # An operator refunds here; Stripe then lists that refund too: taken once.
+    topup_refund(
+        topup=TopUp.objects.get(),
+        amount_nanos=usd_to_nanos("10"),
+        reason="asked",
+        actor=ops,
+    )
+    mine = TopUpRefund.objects.get(actor=ops)
+    assert balances(bob.account) == (usd_to_nanos("30"), 0)
+    both = signed(
+        refunded_event(
+            topup,
+            "evt_refund_3",
+            [first, stripe.Refund.retrieve(mine.stripe_refund_id, api_key=SECRET_KEY)],
+        )
+    )
+    assert post_webhook(Client(), both).status_code == 200
+    assert balances(bob.account) == (usd_to_nanos("30"), 0)
+
+    # The rest refunded in Stripe: $40, of which $30 of credits remain.
+    last = dashboard_refund(topup, "40")
+    listed = [
+        first,
+        stripe.Refund.retrieve(mine.stripe_refund_id, api_key=SECRET_KEY),
+        last,
+    ]
+    everything = signed(refunded_event(topup, "evt_refund_4", listed))
+    assert post_webhook(Client(), everything).status_code == 200
+    assert balances(bob.account) == (0, 0)
+    topup.refresh_from_db()
+    assert topup.refunded_nanos == usd_to_nanos("100")
+    assert sorted(
+        TopUpRefund.objects.values_list("amount_nanos", "actor_id")
+    ) == sorted(
+        [
+            (usd_to_nanos("50"), None),
+            (usd_to_nanos("10"), ops.pk),
+            (usd_to_nanos("40"), None),
+        ]
+    )
+    refunds = LedgerEntry.objects.filter(kind=EntryKind.REFUND).order_by("id")
+    assert [entry.amount_nanos for entry in refunds] == [
+        -usd_to_nanos("50"),
+        -usd_to_nanos("10"),
+        -usd_to_nanos("30"),
+    ]
+    assert "made in Stripe" in refunds[0].description
+    assert ledger_check() == []
+
+
+def test_a_charge_that_does_not_list_its_refunds_is_read_back_from_stripe(
+    bob, card_save, stripe_settings
+):
+    with_profile(bob)
+    card = card_save(bob.account)
+    top_up(bob, "100", card)
+    topup = TopUp.objects.get()
+    dashboard_refund(topup, "25")
+    event = signed(refunded_event(topup, "evt_refund_unlisted", None))
+    assert post_webhook(Client(), event).status_code == 200
+    # $25 of the top-up and the $5 of bonus on it.
+    assert balances(bob.account) == (usd_to_nanos("75"), usd_to_nanos("15"))
+    assert ledger_check() == []
+
+
+def dispute_event(topup: TopUp, event_id: str, *, closed: bool, status: str):
+    return signed(
+        charge_event(
+            "charge.dispute.closed" if closed else "charge.dispute.created",
+            event_id,
+            {
+                "id": "dp_test_1",
+                "object": "dispute",
+                "amount": topup.amount_nanos // 10**7,
+                "currency": "usd",
+                "payment_intent": topup.payment_intent_id,
+                "status": status,
+            },
+        )
+    )
+
+
+def disputed_top_up(user, card_save) -> TopUp:
+    """A $100 top-up of which $10 of bonus was spent."""
+    with_profile(user)
+    top_up(user, "100", card_save(user.account))
+    _spend(user.account, "10")
+    return TopUp.objects.get()
+
+
+def test_a_dispute_won_gives_back_what_it_took_once(bob, card_save, stripe_settings):
+    topup = disputed_top_up(bob, card_save)
+    opened = dispute_event(topup, "evt_dp_1", closed=False, status="needs_response")
+    assert post_webhook(Client(), opened).status_code == 200
+    assert balances(bob.account) == (0, 0)
+    won = dispute_event(topup, "evt_dp_2", closed=True, status="won")
+    assert post_webhook(Client(), won).status_code == 200
+    assert balances(bob.account) == (usd_to_nanos("100"), usd_to_nanos("10"))
+    # The same outcome again, as another event, and a late "opened": no change.
+    won_again = dispute_event(topup, "evt_dp_3", closed=True, status="won")
+    assert post_webhook(Client(), won_again).status_code == 200
+    late = dispute_event(topup, "evt_dp_4", closed=False, status="needs_response")
+    assert post_webhook(Client(), late).status_code == 200
+    assert balances(bob.account) == (usd_to_nanos("100"), usd_to_nanos("10"))
+    entries = LedgerEntry.objects.filter(kind=EntryKind.DISPUTE).order_by("id")
+    assert [entry.amount_nanos for entry in entries] == [
+        -usd_to_nanos("110"),
+        usd_to_nanos("110"),
+    ]
+    assert entries[1].reverses_id == entries[0].pk
+    assert ledger_check() == []
+
+
+def test_a_dispute_lost_gives_nothing_back(bob, card_save, stripe_settings):
+    topup = disputed_top_up(bob, card_save)
+    opened = dispute_event(topup, "evt_dp_1", closed=False, status="needs_response")
+    assert post_webhook(Client(), opened).status_code == 200
+    lost = dispute_event(topup, "evt_dp_2", closed=True, status="lost")
+    assert post_webhook(Client(), lost).status_code == 200
+    assert balances(bob.account) == (0, 0)
+    assert LedgerEntry.objects.filter(kind=EntryKind.DISPUTE).count() == 1
+    assert ledger_check() == []
+
+
+@pytest.mark.parametrize(
+    ("outcome", "left"), [("won", ("100", "10")), ("lost", ("0", "0"))]
+)
+def test_a_dispute_closed_before_it_was_heard_of_ends_the_same(
+    bob, card_save, stripe_settings, outcome, left
+):
+    topup = disputed_top_up(bob, card_save)
+    closed = dispute_event(topup, "evt_dp_1", closed=True, status=outcome)
+    assert post_webhook(Client(), closed).status_code == 200
+    opened = dispute_event(topup, "evt_dp_2", closed=False, status="needs_response")
+    assert post_webhook(Client(), opened).status_code == 200
+    assert balances(bob.account) == tuple(usd_to_nanos(usd) for usd in left)
+    assert ledger_check() == []
+
+
+# --- where Stripe may send the customer back ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/console/",
+        "//evil.example/console/",
+        "javascript:alert(1)",
+        "http://127.0.0.1:8000@evil.example/",
+        "http://127.0.0.1:8000\\@evil.example/",
+        "http://127.0.0.1:8001/console/",
+        "https://127.0.0.1:8000/console/",
+        "http://127.0.0.1.evil.example:8000/",
+        "http://127.0.0.1:8000/con\nsole/",
+        "/console/top-ups/1/return",
+    ],
+)
+def test_a_return_url_that_is_not_this_site_is_refused(
+    bob, stripe_settings, settings, url
+):
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    with_profile(bob)
+    response = api(bob).post(
+        "/api/v1/top-ups",
+        {"amount": "100", "method": "alipay", "return_url": url},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert "return_url" in response.content.decode()
+    assert TopUp.objects.count() == 0
+
+
+def test_a_return_url_on_this_site_is_accepted(
+    bob, card_save, stripe_settings, settings
+):
+    settings.SITE_URL = "http://127.0.0.1:8000/"
+    with_profile(bob)
+    card = card_save(bob.account)
+    response = api(bob).post(
+        "/api/v1/top-ups",
+        {
+            "amount": "100",
+            "payment_method": card.id,
+            "return_url": "http://127.0.0.1:8000/console/top-ups/1/return?x=1",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content

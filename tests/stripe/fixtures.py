@@ -28,14 +28,15 @@ from dataclasses import dataclass
 import pytest
 import stripe
 
-from tests.stripe.localstripe_runner import LocalStripe
+from billing.localstripe import (
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    WEBHOOK_PATH,
+    WEBHOOK_SECRET,
+    LocalStripe,
+)
 
 __all__ = ["card_save", "localstripe", "stripe_settings", "stripe_webhooks"]
-
-SECRET_KEY = "sk_test_" + "AgiPowerLocalStripe00001"
-PUBLISHABLE_KEY = "pk_test_" + "AgiPowerLocalStripe00001"
-WEBHOOK_SECRET = "whsec_" + "AgiPowerLocalStripeWebhook01"
-WEBHOOK_PATH = "/stripe/webhook/"
 
 _server: LocalStripe | None = None
 

@@ -114,6 +114,10 @@ def _tampered(payload):
         pytest.param(lambda p: (p, ""), id="empty signature"),
         pytest.param(lambda p: (p, "t=abc,v1=zzz"), id="garbage signature"),
         pytest.param(lambda p: (p, signature(p, age=301)), id="stale timestamp"),
+        pytest.param(lambda p: (p, signature(p, age=-310)), id="future timestamp"),
+        pytest.param(
+            lambda p: (p, signature(p, age=-86_400 * 365)), id="next year's timestamp"
+        ),
         pytest.param(lambda p: ("not json", signature("not json")), id="not an event"),
     ],
 )
@@ -149,6 +153,16 @@ def test_signature_just_within_tolerance_is_accepted(
     payload = event_payload()
     with django_capture_on_commit_callbacks(execute=True):
         response = post(client, payload, signature(payload, age=290))
+    assert response.status_code == 200
+    assert recorder.ids() == [json.loads(payload)["id"]]
+
+
+def test_signature_a_little_ahead_of_our_clock_is_accepted(
+    db, client, stripe_settings, recorder, django_capture_on_commit_callbacks
+):
+    payload = event_payload()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, payload, signature(payload, age=-290))
     assert response.status_code == 200
     assert recorder.ids() == [json.loads(payload)["id"]]
 

@@ -84,6 +84,24 @@ class Command(BaseCommand):
                 "load_catalog", str(settings.BASE_DIR / "proxy" / "catalog.yaml")
             )
 
+    def start_local_stripe(self, host: str, port: int) -> subprocess.Popen:
+        """STRIPE_LOCAL=1: the local Stripe of test payments, its webhooks sent
+        to this server (billing/localstripe.py)."""
+        from billing.localstripe import local_stripe_serve
+
+        site = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+        site = f"[{site}]" if ":" in site else site
+        server = local_stripe_serve(
+            port=settings.STRIPE_LOCAL_PORT,
+            state=settings.VAR_DIR / "localstripe.pickle",
+            webhook_url=f"http://{site}:{port}/stripe/webhook/",
+        )
+        self.stdout.write(
+            f"Test payments, no real money: a local Stripe at "
+            f"{settings.STRIPE_API_BASE} (card 4242 4242 4242 4242)"
+        )
+        return server.process
+
     def stop_embedded_database(self):
         """The embedded PostgreSQL stops with the rest, unless another process
         (a shell, the tests) still uses it."""
@@ -138,7 +156,13 @@ class Command(BaseCommand):
                 settings.CELERY_BEAT_SCHEDULE_FILENAME,
             ],
         }
+        # First: if it cannot start (its port is taken), nothing else has.
+        local_stripe = (
+            self.start_local_stripe(host, port) if settings.STRIPE_LOCAL else None
+        )
         children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
+        if local_stripe is not None:
+            children["stripe"] = local_stripe
         self.stdout.write(f"AGIPower is up: http://{host}:{port}/ (Ctrl-C stops it)")
 
         def stop(*_):

@@ -1,14 +1,21 @@
-"""localstripe for the tests: bound to 127.0.0.1, its state in memory only.
+"""A local Stripe for trying payments with no Stripe account and no internet,
+and for the tests: localstripe (a Stripe emulator from PyPI) bound to
+127.0.0.1, with Stripe.js's stand-in at ``/js.stripe.com/v3/``.
 
-Run as ``python -m tests.stripe.localstripe_runner --port N`` (0 picks a free
-port); it prints ``listening on http://127.0.0.1:PORT`` once it answers.
-``LocalStripe()`` does that from a test, with ``--exit-on-stdin-eof`` so that
-a killed test run leaves no server behind.
+``STRIPE_LOCAL=1`` (settings) points the platform at it with the test keys
+below, and ``manage.py serve`` starts it and registers the webhook. No real
+money moves: the console shows a "Test payments" banner.
+
+Run as ``python -m billing.localstripe --port N`` (0 picks a free port); it
+prints ``listening on http://127.0.0.1:PORT`` once it answers.
+``LocalStripe()`` does that from Python, with ``--exit-on-stdin-eof`` so that
+a parent that dies leaves no server behind.
 
 What it changes in localstripe (whose CLI listens on every interface and
 pickles its state to a fixed file under /tmp):
 
-- no pickle: nothing is read from or written to disk;
+- state in memory only, or in the file given by ``--state`` (``serve`` keeps
+  it under ``var/`` so that saved cards outlive a restart);
 - ``GET /v1/account``: a minimal account, which dj-stripe reads to learn whose
   objects it mirrors;
 - ``DELETE /_config/webhooks/<id>``: forget an endpoint;
@@ -17,6 +24,8 @@ pickles its state to a fixed file under /tmp):
   a previous test's events, nor a later test its own;
 - ``GET /_config/deliveries``: the number of webhook posts in flight, so a
   test can wait for them before its database is emptied.
+
+This module imports nothing from Django: settings read its keys.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import hmac
 import json
 import logging
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -41,22 +51,57 @@ from pathlib import Path
 
 ACCOUNT_ID = "acct_localstripe0000000"
 WEBHOOK_DELAY_SECONDS = 1.0
-_ROOT = Path(__file__).resolve().parents[2]
+# Test keys shaped like Stripe's (dj-stripe checks the shape). They open
+# nothing but the local emulator.
+SECRET_KEY = "sk_test_" + "AgiPowerLocalStripe00001"
+PUBLISHABLE_KEY = "pk_test_" + "AgiPowerLocalStripe00001"
+WEBHOOK_SECRET = "whsec_" + "AgiPowerLocalStripeWebhook01"
+WEBHOOK_PATH = "/stripe/webhook/"
+_ROOT = Path(__file__).resolve().parents[1]
 
-logger = logging.getLogger("localstripe_runner")
+logger = logging.getLogger("billing.localstripe")
 
 
 # --- the server (in the subprocess) -------------------------------------------
 
 
-def _patched_app(webhook_delay: float):
+def _state_keep(resources, state: Path | None) -> None:
+    """Keep localstripe's objects in ``state`` (written after each change, as
+    localstripe does, but atomically), or in memory only."""
+    if state is None:
+        resources.Store.dump_to_disk = lambda self: None
+        resources.Store.try_load_from_disk = lambda self: None
+        return
+
+    def dump(self) -> None:
+        partial = state.with_suffix(".tmp")
+        with open(partial, "wb") as file:
+            pickle.dump(dict(self), file, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, state)
+
+    def load(self) -> None:
+        try:
+            with open(state, "rb") as file:
+                saved = pickle.load(file)  # noqa: S301 (our own file)
+        except FileNotFoundError:
+            return
+        except Exception:  # another localstripe version's file: start afresh
+            logger.warning("local Stripe: %s is unreadable, starting empty", state)
+            return
+        dict.clear(self)
+        dict.update(self, saved)
+
+    resources.Store.dump_to_disk = dump
+    resources.Store.try_load_from_disk = load
+    resources.store.try_load_from_disk()
+
+
+def _patched_app(webhook_delay: float, state: Path | None = None):
     import aiohttp
     from aiohttp import web
     from localstripe import resources, server, webhooks
 
-    # State in memory only.
-    resources.Store.dump_to_disk = lambda self: None
-    resources.Store.try_load_from_disk = lambda self: None
+    _state_keep(resources, state)
 
     in_flight = 0
 
@@ -132,10 +177,10 @@ def _patched_app(webhook_delay: float):
     return app
 
 
-async def _serve(port: int, webhook_delay: float) -> None:
+async def _serve(port: int, webhook_delay: float, state: Path | None) -> None:
     from aiohttp import web
 
-    runner = web.AppRunner(_patched_app(webhook_delay), access_log=None)
+    runner = web.AppRunner(_patched_app(webhook_delay, state), access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -156,6 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--webhook-delay", type=float, default=WEBHOOK_DELAY_SECONDS)
     parser.add_argument(
+        "--state", type=Path, default=None, help="keep the objects in this file"
+    )
+    parser.add_argument(
         "--exit-on-stdin-eof",
         action="store_true",
         help="stop when standard input closes (when the parent process ends)",
@@ -164,17 +212,25 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     if args.exit_on_stdin_eof:
         threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
-    asyncio.run(_serve(args.port, args.webhook_delay))
+    asyncio.run(_serve(args.port, args.webhook_delay, args.state))
 
 
-# --- the client (in the test process) ------------------------------------------
+# --- the client (in the parent process) ----------------------------------------
 
 
 class LocalStripe:
-    """A localstripe subprocess for as long as the ``with`` block lasts."""
+    """A localstripe subprocess for as long as the ``with`` block lasts (or
+    from ``start()`` to ``stop()``)."""
 
-    def __init__(self, *, port: int = 0, startup_timeout: float = 20.0):
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        state: Path | None = None,
+        startup_timeout: float = 20.0,
+    ):
         self.port = port
+        self.state = state
         self.startup_timeout = startup_timeout
         self.api_base = ""
         self._process: subprocess.Popen | None = None
@@ -188,14 +244,16 @@ class LocalStripe:
         # LOCALSTRIPE_LOG=/some/file keeps the server's log (requests, webhooks).
         log_path = os.environ.get("LOCALSTRIPE_LOG") or os.devnull
         self._log = open(log_path, "a")  # noqa: SIM115 (open while it runs)
+        state = ["--state", str(self.state)] if self.state else []
         self._process = subprocess.Popen(  # noqa: S603 (our own module)
             [
                 sys.executable,
                 "-m",
-                "tests.stripe.localstripe_runner",
+                "billing.localstripe",
                 "--port",
                 str(self.port),
                 "--exit-on-stdin-eof",
+                *state,
             ],
             cwd=_ROOT,
             stdin=subprocess.PIPE,
@@ -210,6 +268,10 @@ class LocalStripe:
         self.api_base = line.removeprefix("listening on ").strip()
         self.port = int(self.api_base.rsplit(":", 1)[1])
         return self
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self._process
 
     def _first_line(self) -> str:
         result: list[str] = []
@@ -284,6 +346,21 @@ class LocalStripe:
     def flush(self) -> None:
         """Forget every object (registered webhooks stay)."""
         self._request("DELETE", "/_config/data")
+
+
+def local_stripe_serve(*, port: int, state: Path, webhook_url: str) -> LocalStripe:
+    """The local Stripe of the test payments mode (``STRIPE_LOCAL=1``): on
+    127.0.0.1:``port``, its objects kept in ``state``, its events posted to
+    ``webhook_url`` signed with ``WEBHOOK_SECRET`` (the secret settings use in
+    that mode)."""
+    state.parent.mkdir(parents=True, exist_ok=True)
+    server = LocalStripe(port=port, state=state).start()
+    try:
+        server.register_webhook(webhook_url, WEBHOOK_SECRET, webhook_id="agipower")
+    except Exception:
+        server.stop()
+        raise
+    return server
 
 
 if __name__ == "__main__":
