@@ -49,17 +49,12 @@ class KeyRow:
 
 
 def _with_account(view):
-    """Log in, then pass the user's billing account (staff made with
-    createsuperuser have none: they get the same page as the billing console)."""
+    """Log in, then pass the user's billing account (every user has one)."""
 
     @wraps(view)
     @login_required
     def wrapped(request, *args, **kwargs):
-        try:
-            account = account_for_user(request.user)
-        except Account.DoesNotExist:
-            return render(request, "console/no_account.html", status=404)
-        return view(request, account, *args, **kwargs)
+        return view(request, account_for_user(request.user), *args, **kwargs)
 
     return wrapped
 

@@ -10,7 +10,6 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.urls import reverse
 
-from accounts.models import Account
 from accounts.selectors import account_for_user
 from billing.models import EntryKind
 from billing.money import NANOS_PER_USD, format_usd
@@ -82,12 +81,7 @@ class HistoryRow:
 
 @login_required
 def pay_as_you_go(request):
-    try:
-        account = account_for_user(request.user)
-    except Account.DoesNotExist:
-        # Staff made with createsuperuser have no billing account.
-        return render(request, "console/no_account.html", status=404)
-
+    account = account_for_user(request.user)
     balance = balance_get(account=account)
     breakdown = breakdown_get(account=account)
     page = Paginator(transactions_list(account=account), HISTORY_PAGE_SIZE).get_page(
