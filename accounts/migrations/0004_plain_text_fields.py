@@ -5,60 +5,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_account_for_every_user'),
+        ("accounts", "0003_account_for_every_user"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='account',
-            name='name',
-            field=models.CharField(blank=True, max_length=200, validators=[accounts.validators.PlainTextValidator()]),
+            model_name="account",
+            name="name",
+            field=models.CharField(
+                blank=True,
+                max_length=200,
+                validators=[accounts.validators.PlainTextValidator()],
+            ),
         ),
         migrations.AlterField(
-            model_name='billingprofile',
-            name='address_line1',
-            field=models.CharField(max_length=200, validators=[accounts.validators.PlainTextValidator()], verbose_name='address'),
+            model_name="billingprofile",
+            name="address_line1",
+            field=models.CharField(
+                max_length=200,
+                validators=[accounts.validators.PlainTextValidator()],
+                verbose_name="address",
+            ),
         ),
         migrations.AlterField(
-            model_name='billingprofile',
-            name='address_line2',
-            field=models.CharField(blank=True, max_length=200, validators=[accounts.validators.PlainTextValidator()], verbose_name='address (line 2)'),
+            model_name="billingprofile",
+            name="address_line2",
+            field=models.CharField(
+                blank=True,
+                max_length=200,
+                validators=[accounts.validators.PlainTextValidator()],
+                verbose_name="address (line 2)",
+            ),
         ),
         migrations.AlterField(
-            model_name='billingprofile',
-            name='city',
-            field=models.CharField(max_length=100, validators=[accounts.validators.PlainTextValidator()]),
+            model_name="billingprofile",
+            name="city",
+            field=models.CharField(
+                max_length=100, validators=[accounts.validators.PlainTextValidator()]
+            ),
         ),
         migrations.AlterField(
-            model_name='billingprofile',
-            name='country',
-            field=models.CharField(help_text='ISO 3166-1 alpha-2, e.g. US', max_length=2, validators=[accounts.validators.PlainTextValidator()]),
+            model_name="billingprofile",
+            name="country",
+            field=models.CharField(
+                help_text="ISO 3166-1 alpha-2, e.g. US",
+                max_length=2,
+                validators=[accounts.validators.PlainTextValidator()],
+            ),
         ),
         migrations.AlterField(
-            model_name='billingprofile',
-            name='name',
-            field=models.CharField(max_length=200, validators=[accounts.validators.PlainTextValidator()], verbose_name='full name or company'),
+            model_name="billingprofile",
+            name="name",
+            field=models.CharField(
+                max_length=200,
+                validators=[accounts.validators.PlainTextValidator()],
+                verbose_name="full name or company",
+            ),
         ),
         migrations.AlterField(
-            model_name='billingprofile',
-            name='postal_code',
-            field=models.CharField(blank=True, max_length=20, validators=[accounts.validators.PlainTextValidator()]),
+            model_name="billingprofile",
+            name="postal_code",
+            field=models.CharField(
+                blank=True,
+                max_length=20,
+                validators=[accounts.validators.PlainTextValidator()],
+            ),
         ),
         migrations.AlterField(
-            model_name='billingprofile',
-            name='state',
-            field=models.CharField(blank=True, max_length=100, validators=[accounts.validators.PlainTextValidator()], verbose_name='state or region'),
+            model_name="billingprofile",
+            name="state",
+            field=models.CharField(
+                blank=True,
+                max_length=100,
+                validators=[accounts.validators.PlainTextValidator()],
+                verbose_name="state or region",
+            ),
         ),
         migrations.AlterField(
-            model_name='billingprofile',
-            name='tax_id',
-            field=models.CharField(blank=True, max_length=50, validators=[accounts.validators.PlainTextValidator()], verbose_name='tax ID'),
+            model_name="billingprofile",
+            name="tax_id",
+            field=models.CharField(
+                blank=True,
+                max_length=50,
+                validators=[accounts.validators.PlainTextValidator()],
+                verbose_name="tax ID",
+            ),
         ),
         migrations.AlterField(
-            model_name='user',
-            name='full_name',
-            field=models.CharField(blank=True, max_length=200, validators=[accounts.validators.PlainTextValidator()]),
+            model_name="user",
+            name="full_name",
+            field=models.CharField(
+                blank=True,
+                max_length=200,
+                validators=[accounts.validators.PlainTextValidator()],
+            ),
         ),
     ]
