@@ -387,7 +387,7 @@ BEGIN
 
     due := EXISTS (SELECT 1 FROM billing_autotopup a
                     WHERE a.account_id = p_account AND a.enabled
-                      AND a.paused_at IS NULL AND a.in_flight_id IS NULL
+                      AND a.armed AND a.paused_at IS NULL AND a.in_flight_id IS NULL
                       AND topup + bonus < a.threshold_nanos);
     RETURN jsonb_build_object(
         'items', results, 'lease', lease_id, 'lease_amount', lease_left,
