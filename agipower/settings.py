@@ -10,7 +10,7 @@ import environ
 from celery.schedules import crontab
 
 from agipower.embedded import embedded_database_url, persistent_secret
-from billing.money import usd_to_nanos
+from money import usd_to_nanos
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

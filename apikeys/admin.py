@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from accounts.validators import plain_text_multiline
 from apikeys.models import ApiKey
 from apikeys.services import key_disable_by_operator, key_enable_by_operator
-from billing.money import format_usd
+from money import format_usd
 
 
 class DisableKeysForm(forms.Form):

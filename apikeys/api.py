@@ -32,7 +32,7 @@ from apikeys.selectors import (
     request_logs_for_account,
 )
 from apikeys.services import NAME_MAX, key_create, key_delete, key_update
-from billing.api import UsdAmountField, UsdField
+from money.fields import UsdAmountField, UsdField
 
 
 def _choice_error(choices) -> dict[str, str]:

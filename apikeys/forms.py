@@ -9,7 +9,7 @@ from django import forms
 from accounts.validators import plain_text
 from apikeys.models import KeyKind, LimitReset
 from apikeys.services import NAME_MAX
-from billing.money import MoneyError, usd_to_nanos
+from money import MoneyError, usd_to_nanos
 
 # Commas that group thousands: 1,000 or 12,345,678.90.
 THOUSANDS = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")

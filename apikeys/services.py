@@ -20,7 +20,7 @@ from apikeys.secrets import (
     key_display_prefix,
     key_generate,
 )
-from billing.money import MAX_NANOS
+from money import MAX_NANOS
 
 NAME_MAX = 100
 

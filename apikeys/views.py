@@ -26,8 +26,7 @@ from apikeys.selectors import (
     request_logs_for_account,
 )
 from apikeys.services import key_create, key_delete, key_update
-from billing.money import format_usd, usd_plain
-from billing.views import usd
+from money import format_usd, usd, usd_plain
 
 LOGS_PAGE_SIZE = 25
 

@@ -362,8 +362,8 @@ def populate(upstream_base_url: str):
     from accounts.services import user_signup
     from apikeys.services import key_create
     from billing.models import LotSource
-    from billing.money import usd_to_nanos
     from billing.services import credit_grant, topup_credit
+    from money import usd_to_nanos
     from proxy.models import CatalogModel, ModelPrice, Provider
 
     account = user_signup(email="hot@bench.local", password=None).account

@@ -32,7 +32,6 @@ from billing.models import (
     TopUpStatus,
     Wallet,
 )
-from billing.money import MoneyError, format_usd, usd_plain, usd_to_nanos
 from billing.payments import (
     autotopup_cap,
     autotopup_cap_set,
@@ -41,6 +40,7 @@ from billing.payments import (
     topup_refund,
 )
 from billing.services import GRANT_SOURCES, credit_grant
+from money import MoneyError, format_usd, usd_plain, usd_to_nanos
 
 
 def _usd(field: str, label: str, places: int = 2):

@@ -18,8 +18,8 @@ from accounts.models import Account, BillingProfile
 from accounts.selectors import account_for_user
 from billing import stripe_gateway as gateway
 from billing.models import AutoTopUp, TopUp
-from billing.money import format_usd
 from billing.payments import MAX_TOPUP_NANOS, MIN_TOPUP_NANOS
+from money import format_usd
 
 
 def payments_config() -> dict:

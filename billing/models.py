@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
-from billing.money import format_usd
+from money import format_usd
 
 
 class Pool(models.TextChoices):

@@ -14,8 +14,8 @@ from accounts.selectors import account_for_user
 from accounts.services import billing_profile_save
 from billing import payments
 from billing import stripe_gateway as gateway
-from billing.api import UsdAmountField, UsdField
 from billing.models import TopUp, TopUpMethod
+from money.fields import UsdAmountField, UsdField
 
 
 class CardSerializer(serializers.Serializer):

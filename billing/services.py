@@ -39,7 +39,7 @@ from billing.models import (
     Pool,
     Wallet,
 )
-from billing.money import MAX_NANOS, format_usd, percent_of
+from money import MAX_NANOS, format_usd, percent_of
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from django.urls import reverse
 
 from accounts.selectors import account_for_user
 from billing.models import EntryKind
-from billing.money import NANOS_PER_USD, format_usd
 from billing.selectors import (
     Transaction,
     balance_get,
@@ -20,6 +19,7 @@ from billing.selectors import (
     transactions_list,
 )
 from invoices.selectors import invoice_ids_for_transactions
+from money import usd
 
 HISTORY_PAGE_SIZE = 25
 
@@ -35,14 +35,6 @@ BREAKDOWN_LABELS = [
     ("usage", "Usage"),
     ("refunds", "Refunds"),
 ]
-
-
-def usd(nanos: int, *, precise: bool = False) -> str:
-    """Two decimals; four when ``precise`` and the amount is under a cent, so a
-    day of light API usage does not read as $0.00."""
-    if precise and nanos and abs(nanos) < NANOS_PER_USD // 100:
-        return format_usd(nanos, places=4)
-    return format_usd(nanos)
 
 
 @dataclass(frozen=True)

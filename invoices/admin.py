@@ -9,9 +9,9 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from billing.money import format_usd
 from invoices.models import Invoice
 from invoices.views import invoice_pdf_response
+from money import format_usd
 
 
 @admin.register(Invoice)

@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from accounts.models import Account, BillingProfile
 from billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus
-from billing.money import format_usd
 from invoices.models import Invoice, InvoiceCounter
+from money import format_usd
 
 logger = logging.getLogger(__name__)
 

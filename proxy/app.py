@@ -23,7 +23,7 @@ import orjson
 from django.conf import settings
 
 from apikeys.secrets import PAYG_PREFIX, key_digest, key_is_well_formed
-from billing.money import format_usd, usd_plain
+from money import format_usd, usd_plain
 from proxy import streaming
 from proxy.batching import Ledger
 from proxy.caches import TtlCache

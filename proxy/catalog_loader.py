@@ -22,7 +22,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from billing.money import MoneyError, usd_to_nanos
+from money import MoneyError, usd_to_nanos
 from proxy.models import CatalogModel, ModelKind, ModelPrice, Provider
 
 TOKENIZERS = ("o200k_base", "cl100k_base")

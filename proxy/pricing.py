@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing.money import ceil_div
+from money import ceil_div
 
 TOKENS_PER_PRICE_UNIT = 1_000_000  # prices are per 1M tokens
 # An image in a prompt counts as this many tokens in the hold (the largest

@@ -17,9 +17,9 @@ from accounts.models import Account, BillingProfile
 from billing import stripe_gateway as gateway
 from billing.errors import InvalidAmount
 from billing.models import AutoTopUp, TopUp, TopUpStatus
-from billing.money import format_usd
 from billing.payments.notices import autotopup_paused_tell
 from billing.payments.rules import BillingProfileMissing, topup_amount_check
+from money import format_usd
 
 logger = logging.getLogger(__name__)
 

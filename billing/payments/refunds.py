@@ -35,10 +35,10 @@ from billing.models import (
     TopUpStatus,
     Wallet,
 )
-from billing.money import format_usd
 from billing.payments.autotopup import autotopup_pause
 from billing.payments.rules import NANOS_PER_CENT, TopUpRefused
 from billing.services import entry_reverse, topup_claw_back
+from money import format_usd
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from billing.errors import BillingError, InvalidAmount
-from billing.money import NANOS_PER_USD, format_usd, percent_of
+from money import NANOS_PER_USD, format_usd, percent_of
 
 NANOS_PER_CENT = NANOS_PER_USD // 100
 MIN_TOPUP_NANOS = 5 * NANOS_PER_USD

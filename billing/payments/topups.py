@@ -28,7 +28,6 @@ from billing.models import (
     TopUpStatus,
     Wallet,
 )
-from billing.money import format_usd
 from billing.payments.autotopup import (
     autotopup_pause,
     autotopup_rearm,
@@ -44,6 +43,7 @@ from billing.payments.rules import (
     topup_amount_check,
 )
 from billing.services import topup_credit
+from money import format_usd
 
 logger = logging.getLogger(__name__)
 

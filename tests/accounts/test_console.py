@@ -7,8 +7,8 @@ from datetime import UTC
 import pytest
 
 from billing.models import EntryKind, LedgerEntry, LotSource
-from billing.money import usd_to_nanos
 from billing.services import balance_debit, credit_grant, hold_place
+from money import usd_to_nanos
 from tests.accounts import pages
 from tests.conftest import new_key
 

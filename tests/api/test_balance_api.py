@@ -6,8 +6,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from billing.models import EntryKind
-from billing.money import usd_to_nanos
 from billing.services import balance_debit, hold_place, topup_credit
+from money import usd_to_nanos
 from tests.conftest import new_key
 
 

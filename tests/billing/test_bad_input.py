@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from billing.errors import BillingError, InsufficientCredits, InvalidAmount
 from billing.models import LotSource, Pool
-from billing.money import MAX_NANOS
 from billing.services import (
     balance_debit,
     credit_grant,
@@ -20,6 +19,7 @@ from billing.services import (
     hold_settle,
     topup_credit,
 )
+from money import MAX_NANOS
 from tests.billing.conftest import USD, assert_ledger_whole, counts, grant, wallet_of
 from tests.conftest import new_key
 

@@ -34,7 +34,6 @@ from billing.models import (
     LotSource,
     Pool,
 )
-from billing.money import percent_of
 from billing.reconciliation import ledger_check
 from billing.selectors import balance_get, breakdown_get
 from billing.services import (
@@ -48,6 +47,7 @@ from billing.services import (
     lots_expire_due,
     topup_credit,
 )
+from money import percent_of
 from tests.billing.conftest import movements_of, new_account
 from tests.conftest import new_key
 

@@ -1,4 +1,4 @@
-"""USD at the edges, exact integer nanos inside: billing.money."""
+"""USD at the edges, exact integer nanos inside: money."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.money import (
+from money import (
     MAX_NANOS,
     MoneyError,
     ceil_div,

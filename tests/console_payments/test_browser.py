@@ -19,7 +19,7 @@ from djstripe.models import Event
 from accounts.models import BillingProfile
 from accounts.services import billing_profile_save, user_signup
 from billing.models import AutoTopUp, EntryKind, LedgerEntry, TopUp
-from billing.money import usd_to_nanos
+from money import usd_to_nanos
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 

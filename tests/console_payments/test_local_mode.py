@@ -19,11 +19,11 @@ from billing import localstripe as local
 from billing import stripe_gateway as gateway
 from billing.localstripe import local_stripe_serve
 from billing.models import TopUp, TopUpStatus
-from billing.money import usd_to_nanos
 from billing.payments import autotopup_configure, autotopup_run
 from billing.selectors import balance_get
 from billing.services import balance_debit
 from invoices.models import Invoice
+from money import usd_to_nanos
 from tests.proxy.platform import database_url, free_port
 from tests.stripe.fixtures import browser_card_confirm
 

@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import User
-from billing.money import usd_to_nanos
 from billing.services import credit_grant
+from money import usd_to_nanos
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

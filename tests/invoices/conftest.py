@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from accounts.models import Account, BillingProfile
 from billing.models import TopUp, TopUpMethod, TopUpStatus
-from billing.money import percent_of, usd_to_nanos
 from billing.services import topup_credit
 from invoices.models import Invoice
 from invoices.services import invoice_issue
+from money import percent_of, usd_to_nanos
 
 _intents = itertools.count(1)
 

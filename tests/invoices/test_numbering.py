@@ -9,9 +9,9 @@ import pytest
 from django.db import transaction
 
 from billing.models import TopUpStatus
-from billing.money import usd_to_nanos
 from invoices.models import Invoice, InvoiceCounter
 from invoices.services import InvoiceError, invoice_issue
+from money import usd_to_nanos
 from tests.invoices.conftest import (
     issue,
     issue_at,

@@ -18,9 +18,9 @@ from billing.models import (
     LedgerEntry,
     ReconciliationRun,
 )
-from billing.money import usd_to_nanos
 from billing.selectors import balance_get
 from billing.services import credit_grant, hold_place
+from money import usd_to_nanos
 from tests.conftest import new_key
 
 

@@ -14,11 +14,11 @@ from rest_framework.test import APIClient
 
 from apikeys.services import key_create
 from billing.models import AutoTopUp, EntryKind, LedgerEntry, TopUp, TopUpStatus
-from billing.money import usd_to_nanos
 from billing.payments import autotopup_configure, autotopup_run, autotopup_sweep
 from billing.reconciliation import ledger_check
 from billing.selectors import balance_get
 from billing.services import balance_debit, credit_grant
+from money import usd_to_nanos
 from tests.payments.test_topups import with_profile
 from tests.proxy.platform import PlatformProcess
 from tests.stripe.fixtures import (

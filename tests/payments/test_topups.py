@@ -14,11 +14,11 @@ from rest_framework.test import APIClient
 
 from accounts.services import billing_profile_save
 from billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus
-from billing.money import usd_to_nanos
 from billing.payments import payments_reconcile, topup_refund
 from billing.reconciliation import ledger_check
 from billing.selectors import balance_get, breakdown_get
 from invoices.models import Invoice
+from money import usd_to_nanos
 from tests.stripe.fixtures import (
     CHARGE_FAILS,
     PUBLISHABLE_KEY,

@@ -8,7 +8,7 @@ from django.db import connections
 from openai import OpenAI
 
 from apikeys.services import key_create
-from billing.money import usd_to_nanos
+from money import usd_to_nanos
 from proxy.models import CatalogModel, ModelPrice, Provider
 from tests.proxy.platform import PlatformProcess, database_url
 from tests.upstream.process import UpstreamProcess
@@ -121,7 +121,7 @@ def hold_for(forwarded: dict, output_tokens: int) -> int:
     (proxy.pricing.chat_prompt_bound and hold_amount)."""
     import orjson
 
-    from billing.money import ceil_div
+    from money import ceil_div
 
     prompt_price = max(usd_to_nanos(PRICES[k]) for k in PRICES if k != "output")
     prompt_bound = len(orjson.dumps(forwarded))

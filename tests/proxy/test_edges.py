@@ -10,10 +10,10 @@ import openai
 import pytest
 from django.db import connection
 
-from billing.money import usd_to_nanos
 from billing.reconciliation import ledger_check
 from billing.selectors import balance_get
 from billing.services import credit_grant
+from money import usd_to_nanos
 from proxy.models import RequestLog
 from tests.proxy.conftest import nothing_held
 

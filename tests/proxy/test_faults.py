@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from billing.money import ceil_div, usd_to_nanos
 from billing.reconciliation import ledger_check
 from billing.selectors import balance_get
+from money import ceil_div, usd_to_nanos
 from proxy import app as proxy_app
 from proxy.models import RequestLog
 from tests.proxy.conftest import hold_for, nothing_held

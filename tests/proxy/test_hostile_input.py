@@ -16,10 +16,10 @@ import pytest
 from accounts.models import User
 from apikeys.services import key_create, key_update
 from billing.models import Hold, HoldState
-from billing.money import ceil_div, usd_to_nanos
 from billing.reconciliation import ledger_check
 from billing.selectors import balance_get
 from billing.services import credit_grant
+from money import ceil_div, usd_to_nanos
 from proxy.models import RequestLog
 from proxy.pricing import IMAGE_TOKEN_ALLOWANCE
 from tests.proxy.conftest import hold_for, nothing_held

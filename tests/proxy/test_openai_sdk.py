@@ -11,9 +11,9 @@ import pytest
 from apikeys.models import ApiKey
 from apikeys.services import key_create, key_delete, key_update
 from billing.models import EntryKind, Hold, HoldState, LedgerEntry
-from billing.money import ceil_div, usd_to_nanos
 from billing.reconciliation import ledger_check
 from billing.selectors import balance_get, transactions_list
+from money import ceil_div, usd_to_nanos
 from proxy.models import RequestLog
 from tests.proxy.conftest import nothing_held
 

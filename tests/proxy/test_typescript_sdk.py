@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from billing.money import ceil_div
 from billing.reconciliation import ledger_check
 from billing.selectors import balance_get
+from money import ceil_div
 from proxy.models import RequestLog
 from tests.proxy.conftest import nothing_held
 

@@ -114,10 +114,18 @@ def usd_plain(nanos: int) -> str:
 
 
 def format_usd(nanos: int, places: int = 2) -> str:
-    """For people: "$1,234.57", "-$0.01". Rounds half away from zero for display."""
+    """For people: "$1,234.57", "-$0.01" (rounded half to even, for display)."""
     sign = "-" if nanos < 0 else ""
     amount = nanos_to_decimal(abs(nanos)).quantize(Decimal(1).scaleb(-places))
     return f"{sign}${amount:,f}"
+
+
+def usd(nanos: int, *, precise: bool = False) -> str:
+    """Two decimals; four when ``precise`` and the amount is under a cent, so a
+    day of light API usage does not read as $0.00."""
+    if precise and nanos and abs(nanos) < NANOS_PER_USD // 100:
+        return format_usd(nanos, places=4)
+    return format_usd(nanos)
 
 
 def ceil_div(numerator: int, denominator: int) -> int:
@@ -138,6 +146,7 @@ __all__ = [
     "nanos_to_decimal",
     "nanos_to_usd",
     "percent_of",
+    "usd",
     "usd_plain",
     "usd_to_nanos",
 ]
