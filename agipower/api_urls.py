@@ -4,7 +4,7 @@ from django.urls import re_path
 
 from apikeys import api as apikeys_api
 from billing import api as billing_api
-from billing import payments_api
+from billing.payments import api as payments_api
 from invoices import api as invoices_api
 
 urlpatterns = [

@@ -81,7 +81,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 # stripe_local: the console's "Test payments" banner.
-                "billing.console_payments.payments_mode",
+                "billing.payments.views.payments_mode",
             ],
         },
     },
@@ -224,8 +224,8 @@ AUTOTOPUP_MAX_NANOS_PER_DAY = usd_to_nanos(
 PAYMENTS_ALERT_EMAILS = env.list("PAYMENTS_ALERT_EMAILS", default=[])
 
 # Stripe. Unset keys mean "payments are not configured": the app starts and
-# top-ups say so (billing.stripe_gateway.stripe_configured()). Only
-# billing/stripe_gateway.py and billing/webhooks.py talk to Stripe.
+# top-ups say so (billing.payments.stripe_gateway.stripe_configured()). Only
+# billing/payments/stripe_gateway.py and billing/payments/webhooks.py talk to Stripe.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
@@ -240,7 +240,7 @@ STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
 STRIPE_LOCAL = env.bool("STRIPE_LOCAL", default=False)
 STRIPE_LOCAL_PORT = env.int("STRIPE_LOCAL_PORT", default=8420)
 if STRIPE_LOCAL:
-    from billing import localstripe as _localstripe
+    from billing.payments import localstripe as _localstripe
 
     STRIPE_SECRET_KEY = _localstripe.SECRET_KEY
     STRIPE_PUBLISHABLE_KEY = _localstripe.PUBLISHABLE_KEY

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from agipower.views import favicon
-from billing.webhooks import stripe_webhook
+from billing.payments.webhooks import stripe_webhook
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -6,9 +6,9 @@
 Two ways of debiting, measured side by side in alternating rounds:
 
 - ``single``: 16 processes, each with its own connection, each calling
-  ``billing.services.balance_debit`` in a loop: one transaction per debit.
+  ``billing.ledger.services.balance_debit`` in a loop: one transaction per debit.
 - ``group``: 2 processes (as 2 web workers) of 8 threads each, debiting through
-  ``billing.group_commit.DebitGroupCommitter``: the debits waiting for the
+  ``billing.ledger.group_commit.DebitGroupCommitter``: the debits waiting for the
   account's lock in a process share one transaction.
 
 Every debit has its own idempotency key and journal entry. The account's credits
@@ -60,8 +60,8 @@ def _worker(
 
     from accounts.models import Account
     from billing.errors import InsufficientCredits
-    from billing.group_commit import DebitGroupCommitter
-    from billing.services import DebitRequest, balance_debit
+    from billing.ledger.group_commit import DebitGroupCommitter
+    from billing.ledger.services import DebitRequest, balance_debit
 
     account = Account.objects.get(pk=account_id)
     committer = DebitGroupCommitter()
@@ -118,8 +118,8 @@ def _worker(
 def _round(mode: str, account_id: int, seconds: float) -> dict:
     from django.db import connections
 
+    from billing.ledger.reconciliation import ledger_check
     from billing.models import LedgerEntry, Wallet
-    from billing.reconciliation import ledger_check
 
     connections.close_all()
     before = Wallet.objects.get(account_id=account_id)
@@ -171,8 +171,8 @@ def main() -> None:
 
     call_command("migrate", interactive=False, verbosity=0)
     from accounts.services import user_signup
+    from billing.ledger.services import credit_grant, topup_credit
     from billing.models import LotSource
-    from billing.services import credit_grant, topup_credit
 
     account = user_signup(email="hot@bench.local", password=None).account
     # Several lots in both pools: debits cross lots as in real life.

@@ -361,8 +361,8 @@ def prepare_database() -> str:
 def populate(upstream_base_url: str):
     from accounts.services import user_signup
     from apikeys.services import key_create
+    from billing.ledger.services import credit_grant, topup_credit
     from billing.models import LotSource
-    from billing.services import credit_grant, topup_credit
     from money import usd_to_nanos
     from proxy.models import CatalogModel, ModelPrice, Provider
 
@@ -418,8 +418,8 @@ def invariants(account_id: int, start_total: int, bench: Bench, cut_allowance: i
     from django.db import connections
     from django.db.models import Count, Sum
 
+    from billing.ledger.reconciliation import ledger_check
     from billing.models import EntryKind, Hold, HoldState, LedgerEntry
-    from billing.reconciliation import ledger_check
     from proxy.models import RequestLog
 
     connections.close_all()

@@ -14,8 +14,8 @@ from django.utils.html import format_html
 
 from accounts.models import Account
 from accounts.validators import plain_text_multiline
-from billing import stripe_admin  # noqa: F401 (dj-stripe's searches, fixed)
 from billing.errors import BillingError
+from billing.ledger.services import GRANT_SOURCES, credit_grant
 from billing.models import (
     AutoTopUp,
     CreditLot,
@@ -32,14 +32,14 @@ from billing.models import (
     TopUpStatus,
     Wallet,
 )
-from billing.payments import (
+from billing.payments import stripe_admin  # noqa: F401 (dj-stripe's searches, fixed)
+from billing.payments.services import (
     autotopup_cap,
     autotopup_cap_set,
     paid_text,
     refundable_nanos,
     topup_refund,
 )
-from billing.services import GRANT_SOURCES, credit_grant
 from money import MoneyError, format_usd, usd_plain, usd_to_nanos
 
 

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import account_for_user
-from billing.selectors import balance_get, breakdown_get, transactions_list
+from billing.ledger.selectors import balance_get, breakdown_get, transactions_list
 from invoices.selectors import invoice_ids_for_transactions
 from money.fields import UsdField
 

@@ -10,7 +10,7 @@ class BillingConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from billing import receivers  # noqa: F401 (connects them)
-        from billing.sql_install import sql_check, sql_install_after_migrate
+        from billing.ledger.sql_install import sql_check, sql_install_after_migrate
 
         # The SQL of every app (<app>/sql/*.sql) reaches the database after
         # each migrate, and `check --database` says where it differs.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from billing import reconciliation, services
+from billing.ledger import reconciliation, services
 
 
 @shared_task
@@ -24,20 +24,20 @@ def ledger_reconcile() -> int:
 
 @shared_task
 def autotopup_run(account_id: int) -> None:
-    from billing.payments import autotopup_run as run
+    from billing.payments.services import autotopup_run as run
 
     run(account_id=account_id)
 
 
 @shared_task
 def autotopup_sweep() -> int:
-    from billing.payments import autotopup_sweep as sweep
+    from billing.payments.services import autotopup_sweep as sweep
 
     return sweep()
 
 
 @shared_task
 def payments_reconcile() -> dict:
-    from billing.payments import payments_reconcile as reconcile
+    from billing.payments.services import payments_reconcile as reconcile
 
     return reconcile()

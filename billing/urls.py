@@ -1,7 +1,8 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from billing import console_payments, views
+from billing import views
+from billing.payments import views as console_payments
 
 app_name = "console"
 urlpatterns = [

@@ -11,13 +11,13 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from accounts.selectors import account_for_user
-from billing.models import EntryKind
-from billing.selectors import (
+from billing.ledger.selectors import (
     Transaction,
     balance_get,
     breakdown_get,
     transactions_list,
 )
+from billing.models import EntryKind
 from invoices.selectors import invoice_ids_for_transactions
 from money import usd
 

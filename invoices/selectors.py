@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from django.db.models import Q
 
 from accounts.models import User
+from billing.ledger.selectors import Transaction
 from billing.models import EntryKind
-from billing.selectors import Transaction
 from invoices.models import Invoice
 
 

@@ -12,8 +12,8 @@ from django.dispatch import receiver
 
 from accounts.services import user_signup
 from agipower.celery import app as celery_app
+from billing.ledger.services import credit_grant
 from billing.models import LotSource
-from billing.services import credit_grant
 from money import usd_to_nanos
 
 PASSWORD = "correct horse battery staple"

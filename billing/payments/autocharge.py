@@ -24,9 +24,9 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounts.models import Account
-from billing import stripe_gateway as gateway
 from billing.errors import BillingError
 from billing.models import AutoTopUp, TopUp, TopUpMethod, TopUpStatus, Wallet
+from billing.payments import stripe_gateway as gateway
 from billing.payments.autotopup import (
     autotopup_cap_reached,
     autotopup_pause,

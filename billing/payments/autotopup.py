@@ -14,9 +14,9 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import Account, BillingProfile
-from billing import stripe_gateway as gateway
 from billing.errors import InvalidAmount
 from billing.models import AutoTopUp, TopUp, TopUpStatus
+from billing.payments import stripe_gateway as gateway
 from billing.payments.notices import autotopup_paused_tell
 from billing.payments.rules import BillingProfileMissing, topup_amount_check
 from money import format_usd

@@ -1,19 +1,19 @@
 """Stripe's webhook events about payments, each handed to its service.
 
 Thin on purpose: they read the event's object and call one function. They run
-inside the webhook's transaction (``billing.webhooks``) and must be idempotent.
+inside the webhook's transaction (``billing.payments.webhooks``) and must be idempotent.
 """
 
 from __future__ import annotations
 
-from billing import stripe_gateway as gateway
+from billing.payments import stripe_gateway as gateway
 from billing.payments.refunds import (
     StripeRefund,
     topup_dispute_update,
     topup_refunds_sync,
 )
 from billing.payments.topups import topup_failed, topup_paid
-from billing.webhooks import webhook_handler
+from billing.payments.webhooks import webhook_handler
 
 
 def _card_of(intent: dict) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """Money that goes back: refunds (by an operator here, or in Stripe's
 dashboard) and disputes. Each takes back the top-up's credits by one rule
-(``billing.services.topup_claw_back``: what remains of that top-up, up to the
+(``billing.ledger.services.topup_claw_back``: what remains of that top-up, up to the
 amount, and the bonus on it), once per Stripe refund or dispute id.
 
 A refund made here is recorded (``TopUpRefund``) in the same transaction as
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from billing import stripe_gateway as gateway
 from billing.errors import InvalidAmount
+from billing.ledger.services import entry_reverse, topup_claw_back
 from billing.models import (
     CreditLot,
     EntryKind,
@@ -35,9 +35,9 @@ from billing.models import (
     TopUpStatus,
     Wallet,
 )
+from billing.payments import stripe_gateway as gateway
 from billing.payments.autotopup import autotopup_pause
 from billing.payments.rules import NANOS_PER_CENT, TopUpRefused
-from billing.services import entry_reverse, topup_claw_back
 from money import format_usd
 
 logger = logging.getLogger(__name__)

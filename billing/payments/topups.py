@@ -19,8 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, BillingProfile
-from billing import stripe_gateway as gateway
 from billing.errors import BillingError, InvalidAmount
+from billing.ledger.services import topup_credit
 from billing.models import (
     PaymentMismatch,
     TopUp,
@@ -28,6 +28,7 @@ from billing.models import (
     TopUpStatus,
     Wallet,
 )
+from billing.payments import stripe_gateway as gateway
 from billing.payments.autotopup import (
     autotopup_pause,
     autotopup_rearm,
@@ -42,7 +43,6 @@ from billing.payments.rules import (
     return_url_check,
     topup_amount_check,
 )
-from billing.services import topup_credit
 from money import format_usd
 
 logger = logging.getLogger(__name__)

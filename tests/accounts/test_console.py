@@ -6,8 +6,8 @@ from datetime import UTC
 
 import pytest
 
+from billing.ledger.services import balance_debit, credit_grant, hold_place
 from billing.models import EntryKind, LedgerEntry, LotSource
-from billing.services import balance_debit, credit_grant, hold_place
 from money import usd_to_nanos
 from tests.accounts import pages
 from tests.conftest import new_key

@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
+from billing.ledger.services import balance_debit, hold_place, topup_credit
 from billing.models import EntryKind
-from billing.services import balance_debit, hold_place, topup_credit
 from money import usd_to_nanos
 from tests.conftest import new_key
 

@@ -176,8 +176,8 @@ def test_an_operator_has_no_billing_profile_until_one_is_saved(root):
 def test_an_account_whose_wallet_is_missing_reads_zero_and_opens_it_on_a_credit(
     bob,
 ):
+    from billing.ledger.services import credit_grant
     from billing.models import LotSource
-    from billing.services import credit_grant
 
     Wallet.objects.filter(account=bob.account).delete()
     assert signed_in(bob).get("/api/v1/balance").json()["total_credits"] == ZERO

@@ -16,10 +16,10 @@ from django.db import connection
 
 from accounts.models import Account
 from accounts.services import user_signup
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get, breakdown_get
+from billing.ledger.services import credit_grant
 from billing.models import CreditLot, Hold, LedgerEntry, LotMovement, LotSource, Wallet
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get, breakdown_get
-from billing.services import credit_grant
 from tests.conftest import PASSWORD, new_key
 
 USD = 1_000_000_000

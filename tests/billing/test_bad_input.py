@@ -10,8 +10,7 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import BillingError, InsufficientCredits, InvalidAmount
-from billing.models import LotSource, Pool
-from billing.services import (
+from billing.ledger.services import (
     balance_debit,
     credit_grant,
     entry_reverse,
@@ -19,6 +18,7 @@ from billing.services import (
     hold_settle,
     topup_credit,
 )
+from billing.models import LotSource, Pool
 from money import MAX_NANOS
 from tests.billing.conftest import USD, assert_ledger_whole, counts, grant, wallet_of
 from tests.conftest import new_key

@@ -9,6 +9,8 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import InsufficientCredits
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.services import balance_debit, hold_place, hold_release, hold_settle
 from billing.models import (
     CreditLot,
     EntryKind,
@@ -18,8 +20,6 @@ from billing.models import (
     LotSource,
     Pool,
 )
-from billing.reconciliation import ledger_check
-from billing.services import balance_debit, hold_place, hold_release, hold_settle
 from tests.billing.conftest import (
     assert_ledger_whole,
     grant,

@@ -9,6 +9,13 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from billing.ledger.services import (
+    balance_debit,
+    hold_place,
+    hold_release,
+    lots_expire_due,
+    topup_credit,
+)
 from billing.models import (
     CreditLot,
     EntryKind,
@@ -16,13 +23,6 @@ from billing.models import (
     LotMovement,
     LotSource,
     Pool,
-)
-from billing.services import (
-    balance_debit,
-    hold_place,
-    hold_release,
-    lots_expire_due,
-    topup_credit,
 )
 from tests.billing.conftest import (
     USD,

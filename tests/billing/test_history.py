@@ -10,6 +10,15 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import F
 
+from billing.ledger.selectors import breakdown_get, transactions_list
+from billing.ledger.services import (
+    balance_debit,
+    entry_reverse,
+    hold_place,
+    hold_settle,
+    lots_expire_due,
+    topup_credit,
+)
 from billing.models import (
     CreditLot,
     EntryKind,
@@ -18,15 +27,6 @@ from billing.models import (
     LotSource,
     Pool,
     Wallet,
-)
-from billing.selectors import breakdown_get, transactions_list
-from billing.services import (
-    balance_debit,
-    entry_reverse,
-    hold_place,
-    hold_settle,
-    lots_expire_due,
-    topup_credit,
 )
 from tests.billing.conftest import USD, assert_ledger_whole, grant, lot_of, wallet_of
 from tests.conftest import new_key

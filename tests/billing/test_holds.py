@@ -10,15 +10,15 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import HoldNotFound, IdempotencyConflict, InsufficientCredits
-from billing.models import EntryKind, Hold, HoldState, LedgerEntry, LotSource, Pool
-from billing.selectors import balance_get
-from billing.services import (
+from billing.ledger.selectors import balance_get
+from billing.ledger.services import (
     balance_debit,
     hold_place,
     hold_release,
     hold_settle,
     holds_sweep_stale,
 )
+from billing.models import EntryKind, Hold, HoldState, LedgerEntry, LotSource, Pool
 from tests.billing.conftest import (
     USD,
     assert_ledger_whole,

@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 
 from billing.errors import IdempotencyConflict
+from billing.ledger.services import balance_debit, credit_grant, topup_credit
 from billing.models import CreditLot, EntryKind, LedgerEntry, LotSource, Pool
-from billing.services import balance_debit, credit_grant, topup_credit
 from tests.billing.conftest import (
     USD,
     assert_ledger_whole,

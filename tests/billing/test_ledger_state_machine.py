@@ -25,18 +25,9 @@ from hypothesis.stateful import (
 )
 
 from billing.errors import InsufficientCredits, ReversalRefused
-from billing.models import (
-    CreditLot,
-    EntryKind,
-    Hold,
-    HoldState,
-    LedgerEntry,
-    LotSource,
-    Pool,
-)
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get, breakdown_get
-from billing.services import (
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get, breakdown_get
+from billing.ledger.services import (
     balance_debit,
     credit_grant,
     entry_reverse,
@@ -46,6 +37,15 @@ from billing.services import (
     holds_sweep_stale,
     lots_expire_due,
     topup_credit,
+)
+from billing.models import (
+    CreditLot,
+    EntryKind,
+    Hold,
+    HoldState,
+    LedgerEntry,
+    LotSource,
+    Pool,
 )
 from money import percent_of
 from tests.billing.conftest import movements_of, new_account

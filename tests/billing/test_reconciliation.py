@@ -1,13 +1,13 @@
-"""billing.reconciliation: the checker that every other test relies on."""
+"""billing.ledger.reconciliation: the checker that every other test relies on."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection
 
+from billing.ledger.reconciliation import CHECKS, ledger_check, ledger_reconcile
+from billing.ledger.services import balance_debit, hold_place
 from billing.models import ReconciliationRun
-from billing.reconciliation import CHECKS, ledger_check, ledger_reconcile
-from billing.services import balance_debit, hold_place
 from tests.billing.conftest import USD, assert_ledger_whole, grant, new_account
 from tests.conftest import new_key
 

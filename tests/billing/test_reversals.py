@@ -8,8 +8,7 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import InsufficientCredits, InvalidAmount, ReversalRefused
-from billing.models import EntryKind, LedgerEntry, LotSource, Pool
-from billing.services import (
+from billing.ledger.services import (
     balance_debit,
     entry_reverse,
     hold_place,
@@ -17,6 +16,7 @@ from billing.services import (
     lots_expire_due,
     topup_credit,
 )
+from billing.models import EntryKind, LedgerEntry, LotSource, Pool
 from tests.billing.conftest import (
     USD,
     assert_ledger_whole,

@@ -1,4 +1,4 @@
-from billing.selectors import balance_get
+from billing.ledger.selectors import balance_get
 
 
 def test_alice_starts_with_her_gift(alice):

@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
-from billing.reconciliation import ledger_reconcile
-from billing.services import balance_debit
-from billing.sql_install import sql_check, sql_drift, sql_files, sql_install
+from billing.ledger.reconciliation import ledger_reconcile
+from billing.ledger.services import balance_debit
+from billing.ledger.sql_install import sql_check, sql_drift, sql_files, sql_install
 from tests.billing.conftest import USD
 from tests.conftest import new_key
 

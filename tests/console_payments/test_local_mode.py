@@ -15,13 +15,13 @@ import urllib.request
 import pytest
 from djstripe.models import Event
 
-from billing import localstripe as local
-from billing import stripe_gateway as gateway
-from billing.localstripe import local_stripe_serve
+from billing.ledger.selectors import balance_get
+from billing.ledger.services import balance_debit
 from billing.models import TopUp, TopUpStatus
-from billing.payments import autotopup_configure, autotopup_run
-from billing.selectors import balance_get
-from billing.services import balance_debit
+from billing.payments import localstripe as local
+from billing.payments import stripe_gateway as gateway
+from billing.payments.localstripe import local_stripe_serve
+from billing.payments.services import autotopup_configure, autotopup_run
 from invoices.models import Invoice
 from money import usd_to_nanos
 from tests.proxy.platform import database_url, free_port
@@ -33,7 +33,7 @@ import json
 import django
 django.setup()
 from django.conf import settings
-from billing.stripe_gateway import stripe_configured
+from billing.payments.stripe_gateway import stripe_configured
 print(json.dumps({
     name: getattr(settings, name)
     for name in ("STRIPE_LOCAL", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY",

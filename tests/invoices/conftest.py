@@ -18,8 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, BillingProfile
+from billing.ledger.services import topup_credit
 from billing.models import TopUp, TopUpMethod, TopUpStatus
-from billing.services import topup_credit
 from invoices.models import Invoice
 from invoices.services import invoice_issue
 from money import percent_of, usd_to_nanos

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from billing.services import topup_credit
+from billing.ledger.services import topup_credit
 from invoices.models import Invoice, InvoiceCounter
 from invoices.services import invoice_issue
 from tests.billing.conftest import new_account, run_concurrently

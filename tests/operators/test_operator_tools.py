@@ -10,6 +10,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
+from billing.ledger.selectors import balance_get
+from billing.ledger.services import credit_grant, hold_place
 from billing.models import (
     CreditLot,
     EntryKind,
@@ -18,8 +20,6 @@ from billing.models import (
     LedgerEntry,
     ReconciliationRun,
 )
-from billing.selectors import balance_get
-from billing.services import credit_grant, hold_place
 from money import usd_to_nanos
 from tests.conftest import new_key
 
@@ -158,7 +158,7 @@ def test_grant_credits_command_negative_adjustment_and_its_refusal(alice):
 
 def test_reconciliation_records_drift_where_operators_see_it(alice, client, ops):
     run = ReconciliationRun.objects.create()  # an earlier, clean run
-    from billing.reconciliation import ledger_reconcile
+    from billing.ledger.reconciliation import ledger_reconcile
 
     clean = ledger_reconcile()
     # alice's account, and the operator's own (every user has one).

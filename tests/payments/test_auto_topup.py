@@ -13,11 +13,15 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apikeys.services import key_create
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get
+from billing.ledger.services import balance_debit, credit_grant
 from billing.models import AutoTopUp, EntryKind, LedgerEntry, TopUp, TopUpStatus
-from billing.payments import autotopup_configure, autotopup_run, autotopup_sweep
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get
-from billing.services import balance_debit, credit_grant
+from billing.payments.services import (
+    autotopup_configure,
+    autotopup_run,
+    autotopup_sweep,
+)
 from money import usd_to_nanos
 from tests.payments.test_topups import with_profile
 from tests.proxy.platform import PlatformProcess

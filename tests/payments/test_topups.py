@@ -13,10 +13,10 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.services import billing_profile_save
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get, breakdown_get
 from billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus
-from billing.payments import payments_reconcile, topup_refund
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get, breakdown_get
+from billing.payments.services import payments_reconcile, topup_refund
 from invoices.models import Invoice
 from money import usd_to_nanos
 from tests.stripe.fixtures import (
@@ -312,7 +312,7 @@ def test_reconciliation_credits_a_payment_whose_webhook_was_lost(
 
 
 def _spend(account, usd: str):
-    from billing.services import balance_debit
+    from billing.ledger.services import balance_debit
 
     balance_debit(account=account, amount_nanos=usd_to_nanos(usd), idempotency_key=usd)
 

@@ -104,7 +104,7 @@ def nothing_held(account, timeout: float = 5.0) -> bool:
     once unused for PROXY_LEASE_IDLE_SECONDS."""
     import time
 
-    from billing.selectors import balance_get
+    from billing.ledger.selectors import balance_get
 
     deadline = time.monotonic() + timeout
     while balance_get(account=account).held_nanos:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get
 from money import ceil_div, usd_to_nanos
 from proxy import app as proxy_app
 from proxy.models import RequestLog
@@ -59,7 +60,10 @@ def run_request(secret: str, body: dict) -> list[dict]:
             await app.stop()
         return sent
 
-    return asyncio.run(go())
+    # In a thread of its own: a browser test earlier in the session may have
+    # left an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def broken_usage(usage):

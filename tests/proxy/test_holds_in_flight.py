@@ -13,10 +13,10 @@ from django.db import connection
 from django.utils import timezone
 
 from apikeys.services import key_create
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get
+from billing.ledger.services import credit_grant, holds_sweep_stale
 from billing.models import Hold, HoldState
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get
-from billing.services import credit_grant, holds_sweep_stale
 from money import usd_to_nanos
 from proxy.models import RequestLog
 from tests.proxy.conftest import PRICES, nothing_held

@@ -15,10 +15,10 @@ import pytest
 
 from accounts.models import User
 from apikeys.services import key_create, key_update
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get
+from billing.ledger.services import credit_grant
 from billing.models import Hold, HoldState
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get
-from billing.services import credit_grant
 from money import ceil_div, usd_to_nanos
 from proxy.models import RequestLog
 from proxy.pricing import IMAGE_TOKEN_ALLOWANCE

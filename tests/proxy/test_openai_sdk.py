@@ -10,9 +10,9 @@ import pytest
 
 from apikeys.models import ApiKey
 from apikeys.services import key_create, key_delete, key_update
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get, transactions_list
 from billing.models import EntryKind, Hold, HoldState, LedgerEntry
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get, transactions_list
 from money import ceil_div, usd_to_nanos
 from proxy.models import RequestLog
 from tests.proxy.conftest import nothing_held
@@ -239,7 +239,7 @@ def test_bad_requests_are_400_naming_the_parameter(alice_client):
 def test_insufficient_credits_is_402_and_says_what_the_balance_affords(
     bob, catalog, client_for
 ):
-    from billing.services import credit_grant
+    from billing.ledger.services import credit_grant
 
     credit_grant(
         account=bob.account,

@@ -10,9 +10,9 @@ import openai
 import pytest
 from django.db import connections
 
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get
 from billing.models import Hold, HoldState
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get
 from tests.proxy.platform import PlatformProcess, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from billing.reconciliation import ledger_check
-from billing.selectors import balance_get
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.selectors import balance_get
 from money import ceil_div
 from proxy.models import RequestLog
 from tests.proxy.conftest import nothing_held

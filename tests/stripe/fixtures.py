@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pytest
 import stripe
 
-from billing.localstripe import (
+from billing.payments.localstripe import (
     PUBLISHABLE_KEY,
     SECRET_KEY,
     WEBHOOK_PATH,
@@ -151,7 +151,7 @@ def browser_card_confirm(localstripe, setup_intent, number: str = VISA) -> dict:
 def card_save(localstripe, stripe_settings):
     """Save a card on an account the way the console does: a SetupIntent,
     confirmed by Stripe.js, then the card list."""
-    from billing import stripe_gateway as gateway
+    from billing.payments import stripe_gateway as gateway
 
     def save(account, number: str = VISA):
         intent = gateway.setup_intent_create(account=account)

@@ -9,7 +9,7 @@ import pytest
 from django.contrib import admin
 from djstripe.models import Customer
 
-from billing.stripe_admin import search_path_fix
+from billing.payments.stripe_admin import search_path_fix
 
 
 def djstripe_list_urls() -> list[str]:

@@ -1,4 +1,4 @@
-"""billing.stripe_gateway against localstripe."""
+"""billing.payments.stripe_gateway against localstripe."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import stripe
 from django.db import connection
 from djstripe import models as djstripe
 
-from billing import stripe_gateway as gateway
 from billing.errors import (
     PaymentFailed,
     PaymentsNotConfigured,
     RefundFailed,
     UnknownPaymentMethod,
 )
+from billing.payments import stripe_gateway as gateway
 from tests.stripe.conftest import (
     CHARGE_FAILS,
     THREE_D_SECURE,

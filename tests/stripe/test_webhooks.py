@@ -17,8 +17,8 @@ from django.db import transaction
 from django.urls import reverse
 from djstripe import models as djstripe
 
-from billing import stripe_gateway as gateway
-from billing import webhooks
+from billing.payments import stripe_gateway as gateway
+from billing.payments import webhooks
 from tests.stripe.fixtures import WEBHOOK_SECRET
 
 TEST_EVENT = "agipower.test_event"
@@ -363,7 +363,7 @@ def test_dj_stripe_mirrors_what_localstripe_sends(
     assert stripe_webhooks.wait_for(lambda: expected <= types()), types()
     stripe_webhooks.localstripe.deliveries_wait()
     assert [
-        r.getMessage() for r in caplog.records if r.name == "billing.webhooks"
+        r.getMessage() for r in caplog.records if r.name == "billing.payments.webhooks"
     ] == []
     assert djstripe.WebhookEventTrigger.objects.filter(processed=True).count() == (
         djstripe.Event.objects.count()

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from billing.selectors import balance_get
+from billing.ledger.selectors import balance_get
 from money import usd_to_nanos
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS

@@ -87,7 +87,7 @@ class Command(BaseCommand):
     def start_local_stripe(self, host: str, port: int) -> subprocess.Popen:
         """STRIPE_LOCAL=1: the local Stripe of test payments, its webhooks sent
         to this server (billing/localstripe.py)."""
-        from billing.localstripe import local_stripe_serve
+        from billing.payments.localstripe import local_stripe_serve
 
         site = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
         site = f"[{site}]" if ":" in site else site

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from accounts.models import Account
 from billing.errors import BillingError
-from billing.services import Debit, DebitRequest, balance_debit_many
+from billing.ledger.services import Debit, DebitRequest, balance_debit_many
 
 
 @dataclass

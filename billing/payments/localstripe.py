@@ -6,7 +6,7 @@ and for the tests: localstripe (a Stripe emulator from PyPI) bound to
 below, and ``manage.py serve`` starts it and registers the webhook. No real
 money moves: the console shows a "Test payments" banner.
 
-Run as ``python -m billing.localstripe --port N`` (0 picks a free port); it
+Run as ``python -m billing.payments.localstripe --port N`` (0 picks a free port); it
 prints ``listening on http://127.0.0.1:PORT`` once it answers.
 ``LocalStripe()`` does that from Python, with ``--exit-on-stdin-eof`` so that
 a parent that dies leaves no server behind.
@@ -57,9 +57,9 @@ SECRET_KEY = "sk_test_" + "AgiPowerLocalStripe00001"
 PUBLISHABLE_KEY = "pk_test_" + "AgiPowerLocalStripe00001"
 WEBHOOK_SECRET = "whsec_" + "AgiPowerLocalStripeWebhook01"
 WEBHOOK_PATH = "/stripe/webhook/"
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[2]
 
-logger = logging.getLogger("billing.localstripe")
+logger = logging.getLogger("billing.payments.localstripe")
 
 
 # --- the server (in the subprocess) -------------------------------------------
@@ -249,7 +249,7 @@ class LocalStripe:
             [
                 sys.executable,
                 "-m",
-                "billing.localstripe",
+                "billing.payments.localstripe",
                 "--port",
                 str(self.port),
                 "--exit-on-stdin-eof",

@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 from accounts.models import BillingProfile
 from accounts.selectors import account_for_user
 from accounts.services import billing_profile_save
-from billing import payments
-from billing import stripe_gateway as gateway
 from billing.models import TopUp, TopUpMethod
+from billing.payments import services as payments
+from billing.payments import stripe_gateway as gateway
 from money.fields import UsdAmountField, UsdField
 
 

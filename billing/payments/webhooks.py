@@ -41,7 +41,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from djstripe.models import Event, WebhookEventTrigger
 
-from billing import stripe_gateway
+from billing.payments import stripe_gateway
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 # dated further ahead than this too.
 SIGNATURE_TOLERANCE_SECONDS = 300
 # Modules whose import registers handlers.
-HANDLER_MODULES = ("billing.payments",)
+HANDLER_MODULES = ("billing.payments.events",)
 # Headers not kept with the recorded delivery.
 _PRIVATE_HEADERS = {"cookie", "authorization"}
 

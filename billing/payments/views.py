@@ -1,7 +1,7 @@
 """Console pages for payments: the Billing page and the page Alipay returns to.
 
 Thin on purpose: they render pages. The browser does the work through the REST
-API (``billing.payments_api``) with the session and the CSRF token, and Stripe.js
+API (``billing.payments.api``) with the session and the CSRF token, and Stripe.js
 collects cards. Nothing here credits anything: credits come only from Stripe's
 word that a payment succeeded (the webhook, or the server's own check).
 """
@@ -16,9 +16,9 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Account, BillingProfile
 from accounts.selectors import account_for_user
-from billing import stripe_gateway as gateway
 from billing.models import AutoTopUp, TopUp
-from billing.payments import MAX_TOPUP_NANOS, MIN_TOPUP_NANOS
+from billing.payments import stripe_gateway as gateway
+from billing.payments.services import MAX_TOPUP_NANOS, MIN_TOPUP_NANOS
 from money import format_usd
 
 
