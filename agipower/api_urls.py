@@ -2,6 +2,7 @@
 
 from django.urls import re_path
 
+from agipower import api_transactions
 from apikeys import api as apikeys_api
 from billing import api as billing_api
 from billing.payments import api as payments_api
@@ -16,7 +17,7 @@ urlpatterns = [
     ),
     re_path(
         r"^transactions/?$",
-        billing_api.TransactionListView.as_view(),
+        api_transactions.TransactionListView.as_view(),
         name="api-transactions",
     ),
     re_path(r"^keys/?$", apikeys_api.KeyListView.as_view(), name="api-keys"),

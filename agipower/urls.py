@@ -21,7 +21,7 @@ urlpatterns = [
         name="api-docs",
     ),
     path("favicon.ico", favicon, name="favicon"),
-    path("console/", include("billing.urls", namespace="console")),
+    path("console/", include("agipower.console.urls", namespace="console")),
     # /console/keys…: the API Keys pages (their own namespace, "keys").
     path("console/", include("apikeys.urls", namespace="keys")),
     # /console/invoices/<id>/pdf: an invoice's download ("invoices").

@@ -1,15 +1,12 @@
-from django.urls import path
-from django.views.generic import RedirectView
+"""Payments' console pages, included under the console's namespace by
+``agipower.console.urls``: saved cards, auto top-up and the billing profile;
+the dialogs' settings; the page Alipay returns to."""
 
-from billing import views
+from django.urls import path
+
 from billing.payments import views as console_payments
 
-app_name = "console"
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="console:payg"), name="home"),
-    path("pay-as-you-go", views.pay_as_you_go, name="payg"),
-    # Payments: saved cards, auto top-up, billing profile; the dialogs' settings;
-    # the page Alipay returns to.
     path("billing", console_payments.billing, name="billing"),
     path(
         "billing/config",

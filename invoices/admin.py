@@ -24,8 +24,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     fields = (
         "number",
         "account",
-        "topup",
         "issued_at",
+        "paid_at",
         "buyer_lines",
         "line_items",
         "total",
@@ -86,7 +86,5 @@ class InvoiceAdmin(admin.ModelAdmin):
     def pdf_view(self, request, invoice_id: int):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        invoice = get_object_or_404(
-            Invoice.objects.select_related("topup"), pk=invoice_id
-        )
+        invoice = get_object_or_404(Invoice, pk=invoice_id)
         return invoice_pdf_response(invoice)

@@ -4,7 +4,6 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Account
-from billing.models import TopUp
 
 
 class InvoiceCounter(models.Model):
@@ -19,14 +18,16 @@ class InvoiceCounter(models.Model):
 
 
 class Invoice(models.Model):
-    """One invoice per successful top-up."""
+    """One invoice per payment, issued from plain data: who pays, the lines, the
+    total and how it was paid. What was paid for (a top-up) points at its
+    invoice; an invoice names nothing above it."""
 
     number = models.CharField(max_length=20, unique=True)  # INV-2026-000042
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
-    topup = models.OneToOneField(
-        TopUp, on_delete=models.PROTECT, related_name="invoice"
-    )
     issued_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the payment succeeded"
+    )
     buyer = models.JSONField(help_text="The billing profile as it was when issued")
     lines = models.JSONField(help_text="[{description, quantity, amount_nanos}]")
     total_nanos = models.BigIntegerField()

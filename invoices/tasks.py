@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from invoices import services
+from invoices import rendering
 
 
 @shared_task
 def invoice_render_task(invoice_id: int) -> None:
-    services.invoice_render(invoice_id=invoice_id)
+    rendering.invoice_render(invoice_id=invoice_id)

@@ -6,8 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 
 from invoices.models import Invoice
+from invoices.rendering import invoice_is_rendered, invoice_render
 from invoices.selectors import invoice_for_user
-from invoices.services import invoice_is_rendered, invoice_render
 
 
 def invoice_pdf_response(invoice: Invoice) -> FileResponse:

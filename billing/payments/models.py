@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from billing.ledger.models import LedgerEntry
+from invoices.models import Invoice
 
 
 class TopUpStatus(models.TextChoices):
@@ -57,6 +58,11 @@ class TopUp(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="topup",
+    )
+    # Its invoice, once credited: set in the crediting transaction under the
+    # top-up's row lock, so a top-up gets one invoice (billing.payments.invoicing).
+    invoice = models.OneToOneField(
+        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     refunded_nanos = models.BigIntegerField(default=0)
     disputed = models.BooleanField(default=False)

@@ -34,6 +34,7 @@ from billing.payments.autotopup import (
     autotopup_rearm,
     autotopup_release,
 )
+from billing.payments.invoicing import topup_invoice_issue
 from billing.payments.notices import operators_tell
 from billing.payments.rules import (
     CURRENCY,
@@ -208,9 +209,7 @@ def topup_paid(
     autotopup_release(topup=topup)
     wallet = Wallet.objects.get(account_id=topup.account_id)
     autotopup_rearm(account_id=topup.account_id, balance_nanos=wallet.total_nanos)
-    from invoices.services import invoice_issue
-
-    invoice_issue(topup=topup)
+    topup.invoice = topup_invoice_issue(topup=topup)
     return topup
 
 

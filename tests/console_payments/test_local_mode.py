@@ -134,7 +134,7 @@ def test_the_whole_payment_flow_works_against_the_local_stripe(bob, client, loca
     assert started.json()["status"] == "succeeded"
     topup = TopUp.objects.get()
     assert balance_get(account=bob.account).total_nanos == usd_to_nanos("120")
-    assert Invoice.objects.get().topup == topup
+    assert topup.invoice == Invoice.objects.get()
     # The local Stripe's signed webhook reaches the platform (and credits
     # nothing more).
     deadline = time.monotonic() + 8

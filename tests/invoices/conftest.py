@@ -1,7 +1,7 @@
 """Helpers for the invoice tests: top-ups paid and credited the way the
-payments code does it (a TopUp row, ``topup_credit``, then ``invoice_issue``
-in the same transaction), PDFs as text and as pictures, and alice's billing
-profile."""
+payments code does it (a TopUp row, ``topup_credit``, then its invoice by
+``topup_invoice_issue`` in the same transaction), PDFs as text and as
+pictures, and alice's billing profile."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from django.utils import timezone
 from accounts.models import Account, BillingProfile
 from billing.ledger.services import topup_credit
 from billing.models import TopUp, TopUpMethod, TopUpStatus
+from billing.payments.invoicing import topup_invoice_issue
 from invoices.models import Invoice
-from invoices.services import invoice_issue
 from money import percent_of, usd_to_nanos
 
 _intents = itertools.count(1)
@@ -81,7 +81,7 @@ def topup_credit_and_invoice(topup: TopUp) -> Invoice:
     )
     topup.entry = credited.topup_entry
     topup.save(update_fields=["entry"])
-    return invoice_issue(topup=topup)
+    return topup_invoice_issue(topup=topup)
 
 
 def issue(account: Account, amount: str = "100", **fields) -> Invoice:

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from django.db import transaction
 
-from billing.models import TopUpStatus
+from billing.models import TopUp, TopUpStatus
+from billing.payments.invoicing import topup_invoice_issue
 from invoices.models import Invoice, InvoiceCounter
-from invoices.services import InvoiceError, invoice_issue
+from invoices.services import InvoiceError, InvoiceLine, invoice_issue
 from money import usd_to_nanos
 from tests.invoices.conftest import (
     issue,
@@ -55,7 +56,7 @@ def test_a_new_year_starts_at_one(alice):
 def test_issuing_twice_answers_with_the_first_invoice(alice):
     topup = topup_paid(alice.account, "100")
     first = topup_credit_and_invoice(topup)
-    again = invoice_issue(topup=topup)
+    again = topup_invoice_issue(topup=topup)
     # The payments code may run again (a webhook retried): same invoice.
     replayed = topup_credit_and_invoice(topup)
     assert again.pk == first.pk == replayed.pk
@@ -79,7 +80,7 @@ def test_a_rolled_back_payment_takes_no_number(alice):
 
 def test_the_invoice_snapshots_the_sale(alice, alice_profile):
     invoice = issue(alice.account, "100")
-    topup = invoice.topup
+    topup = TopUp.objects.get(invoice=invoice)
 
     assert invoice.account == alice.account
     assert invoice.total_nanos == 100 * USD
@@ -101,6 +102,7 @@ def test_the_invoice_snapshots_the_sale(alice, alice_profile):
     assert sum(line["amount_nanos"] for line in invoice.lines) == invoice.total_nanos
     assert invoice.payment_method == "Stripe (Visa •••• 4242)"
     assert invoice.payment_reference == topup.payment_intent_id
+    assert invoice.paid_at == topup.succeeded_at
     assert invoice.buyer == {
         "name": "Wonderland Analytics Ltd",
         "email": "alice@example.com",
@@ -152,6 +154,41 @@ def test_an_uneven_bonus_states_its_exact_rate(alice):
 def test_an_unpaid_top_up_gets_no_invoice(alice, status):
     topup = topup_paid(alice.account, "100", status=status, succeeded_at=None)
     with pytest.raises(InvoiceError):
-        invoice_issue(topup=topup)
+        topup_invoice_issue(topup=topup)
     assert not Invoice.objects.exists()
+    assert not InvoiceCounter.objects.exists()
+
+
+def test_an_invoice_is_issued_from_plain_data(alice, alice_profile):
+    paid_at = moment(2026, 4, 1)
+    invoice = invoice_issue(
+        account=alice.account,
+        lines=[InvoiceLine(description="Credits purchased", amount_nanos=5 * USD)],
+        total_nanos=5 * USD,
+        payment_method="Bank transfer",
+        payment_reference="wire 42",
+        paid_at=paid_at,
+    )
+    assert invoice.number.endswith("-000001")
+    assert invoice.lines == [
+        {
+            "description": "Credits purchased",
+            "note": "",
+            "quantity": 1,
+            "amount_nanos": 5 * USD,
+        }
+    ]
+    assert (invoice.payment_reference, invoice.paid_at) == ("wire 42", paid_at)
+    assert invoice.buyer["name"] == "Wonderland Analytics Ltd"
+
+
+def test_lines_that_do_not_add_up_to_the_total_are_refused(alice):
+    with pytest.raises(InvoiceError):
+        invoice_issue(
+            account=alice.account,
+            lines=[InvoiceLine(description="Credits purchased", amount_nanos=USD)],
+            total_nanos=2 * USD,
+            payment_method="Bank transfer",
+            payment_reference="wire 43",
+        )
     assert not InvoiceCounter.objects.exists()

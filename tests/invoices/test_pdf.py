@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from invoices.models import Invoice
-from invoices.services import invoice_html, invoice_render
+from invoices.rendering import invoice_html, invoice_render
 from tests.invoices.conftest import (
     issue,
     pdf_page_png,

@@ -134,7 +134,8 @@ def test_a_100_dollar_top_up_gives_120_of_credits_once_with_its_invoice(
         usd_to_nanos("20"),
     )
     invoice = Invoice.objects.get()
-    assert invoice.topup == topup and invoice.total_nanos == usd_to_nanos("100")
+    topup.refresh_from_db()
+    assert topup.invoice == invoice and invoice.total_nanos == usd_to_nanos("100")
     assert topup.method_label.endswith("4242)")
     assert ledger_check() == []
 

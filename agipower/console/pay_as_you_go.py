@@ -1,4 +1,10 @@
-"""Console pages of the billing app."""
+"""The console's Pay As You Go page: balances, the credits breakdown, and the
+transaction history with links to the invoices of top-ups.
+
+At the top floor because it composes the ledger (balances, the history's
+rows), payments (which top-up a row is, and its invoice) and invoices (their
+download).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from billing.ledger.selectors import (
     transactions_list,
 )
 from billing.models import EntryKind
-from invoices.selectors import invoice_ids_for_transactions
+from billing.payments.selectors import topup_invoice_ids
 from money import usd
 
 HISTORY_PAGE_SIZE = 25
@@ -80,7 +86,7 @@ def pay_as_you_go(request):
         request.GET.get("page")
     )
     # The invoices of the page's top-up rows, in one query.
-    invoice_ids = invoice_ids_for_transactions(user=request.user, rows=page.object_list)
+    invoice_ids = topup_invoice_ids(account=account, rows=page.object_list)
     context = {
         "nav": "payg",
         "balance": {
