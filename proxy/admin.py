@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from billing.admin import ReadOnlyAdmin
 from money import MoneyError, format_usd, nanos_to_decimal, usd_to_nanos
-from proxy.catalog_loader import ENV_VAR_NAME, model_id_problem
+from proxy.catalog_file import ENV_VAR_NAME, model_id_problem
 from proxy.models import CatalogModel, ModelPrice, Provider, RequestLog
 
 # A version's start may lie this far in the past: the time it took to fill in

@@ -1,14 +1,18 @@
 """The catalog as the hot path sees it: every active model with its provider
-and price versions, read in one query and kept for a few seconds."""
+and price versions, read in one query and kept for a few seconds; and the
+``GET /v1/models`` answer made from it. (Operators write the catalog in admin
+or from its YAML form: ``proxy.catalog_import``.)"""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
 
+from money import usd_plain
 from proxy.pricing import Price
 
 
@@ -63,7 +67,8 @@ CATALOG_SQL = """
 """
 
 
-async def catalog_load(pool: AsyncConnectionPool) -> dict[str, Model]:
+async def catalog_read(pool: AsyncConnectionPool) -> dict[str, Model]:
+    """Every active model, by id, with its provider and price versions."""
     async with pool.connection() as conn:
         cursor = await conn.execute(CATALOG_SQL)
         rows = await cursor.fetchall()
@@ -98,3 +103,31 @@ async def catalog_load(pool: AsyncConnectionPool) -> dict[str, Model]:
             ),
         )
     return models
+
+
+def models_answer(models: dict[str, Model], now: datetime) -> bytes:
+    """``GET /v1/models``: every model that has a price at ``now``, by id."""
+    data = []
+    for model in sorted(models.values(), key=lambda m: m.id):
+        price = model.price_at(now)
+        if price is None:
+            continue
+        data.append(
+            {
+                "id": model.id,
+                "object": "model",
+                "created": int(model.created.timestamp()),
+                "owned_by": model.provider.name,
+                "type": model.kind,
+                "context_length": model.context_length,
+                "max_output_tokens": model.max_output_tokens,
+                "pricing": {
+                    "unit": "USD per 1M tokens",
+                    "input": usd_plain(price.input),
+                    "cached_input": usd_plain(price.cached_input),
+                    "cache_write": usd_plain(price.cache_write),
+                    "output": usd_plain(price.output),
+                },
+            }
+        )
+    return json.dumps({"object": "list", "data": data}).encode()

@@ -1,16 +1,23 @@
-"""What a request costs, and the most it could cost (its hold)."""
+"""Prices and usage, and the most a request could cost (its hold); what it
+did cost is metered in ``proxy.metering``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from money import ceil_div
+from proxy.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from proxy.catalog import Model
 
 TOKENS_PER_PRICE_UNIT = 1_000_000  # prices are per 1M tokens
 # An image in a prompt counts as this many tokens in the hold (the largest
 # OpenAI-style image costs fewer); it is only an upper bound, settled at the
 # real count.
 IMAGE_TOKEN_ALLOWANCE = 2_000
+MAX_CHOICES = 128
 
 
 @dataclass(frozen=True)
@@ -31,21 +38,6 @@ class Usage:
     completion_tokens: int = 0  # includes reasoning tokens, as OpenAI reports
     reasoning_tokens: int = 0
     estimated: bool = False
-
-
-def usage_cost(usage: Usage, price: Price) -> int:
-    """``ceil(Σ tokens_i × price_i / 1M)``: one rounding, up, per request.
-    Reasoning tokens are inside completion_tokens and bill as output."""
-    cached = min(usage.cached_tokens, usage.prompt_tokens)
-    written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
-    uncached = usage.prompt_tokens - cached - written
-    total = (
-        uncached * price.input
-        + cached * price.cached_input
-        + written * price.cache_write
-        + usage.completion_tokens * price.output
-    )
-    return ceil_div(total, TOKENS_PER_PRICE_UNIT)
 
 
 def chat_prompt_bound(
@@ -74,6 +66,44 @@ def chat_prompt_bound(
         return context_length
     bound = request_bytes - image_url_bytes + images * IMAGE_TOKEN_ALLOWANCE
     return min(bound, context_length)
+
+
+def output_allowance(request: dict, model: Model) -> int:
+    """The output tokens the hold allows for: each of the ``n`` choices may
+    produce the whole allowance of one (``output_tokens_allowed``)."""
+    return output_tokens_allowed(request, model) * choices_asked(request)
+
+
+def output_tokens_allowed(request: dict, model: Model) -> int:
+    """The output allowance of one choice in the hold: what the caller allows
+    (the larger, if it sends both limits: a provider may honour either), else
+    the model's maximum output."""
+    if model.kind != "chat":
+        return 0
+    allowed = []
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = request.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequest(f"'{name}' must be a positive integer", name)
+        allowed.append(value)
+    ceiling = model.max_output_tokens or model.context_length
+    return min(max(allowed), ceiling) if allowed else ceiling
+
+
+def choices_asked(request: dict) -> int:
+    """``n``: each choice may produce the whole output allowance."""
+    value = request.get("n", 1)
+    if value is None:
+        return 1
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_CHOICES
+    ):
+        raise InvalidRequest(f"'n' must be an integer from 1 to {MAX_CHOICES}", "n")
+    return value
 
 
 def hold_amount(*, prompt_bound: int, output_allowance: int, price: Price) -> int:

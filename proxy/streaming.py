@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 
 DONE = b"data: [DONE]"
 _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
@@ -71,31 +72,17 @@ class SseRelay:
             out.append(b"\n\n")
         return b"".join(out)
 
-    def delivered_text(self) -> str:
-        """The text of every choice delivered so far: content, reasoning,
-        refusals and tool calls."""
-        text = []
-        events = [e for block in self._delivered for e in block.split(b"\n\n") if e]
+    def delivered(self) -> Iterator[dict]:
+        """The delta of every choice delivered so far, for counting offline
+        (``proxy.metering.output_text``)."""
+        events = (e for block in self._delivered for e in block.split(b"\n\n") if e)
         # Upstream's events may have any shape: nothing here may fail.
         for event in events:
             choices = _data(event).get("choices")
             for choice in choices if isinstance(choices, list) else ():
                 delta = choice.get("delta") if isinstance(choice, dict) else None
-                if not isinstance(delta, dict):
-                    continue
-                for name in ("content", "reasoning_content", "reasoning", "refusal"):
-                    value = delta.get(name)
-                    if isinstance(value, str):
-                        text.append(value)
-                calls = delta.get("tool_calls")
-                for call in calls if isinstance(calls, list) else ():
-                    function = call.get("function") if isinstance(call, dict) else None
-                    if not isinstance(function, dict):
-                        continue
-                    for name in ("name", "arguments"):
-                        if isinstance(function.get(name), str):
-                            text.append(function[name])
-        return "".join(text)
+                if isinstance(delta, dict):
+                    yield delta
 
 
 def _data(event: bytes) -> dict:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from proxy.errors import InvalidRequest
+
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # The content part types each role may send (OpenAI's Chat Completions).
 PART_TYPES = {
@@ -28,15 +30,6 @@ PART_TYPES = {
     "function": (),
 }
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
-
-
-class InvalidRequest(ValueError):
-    """A request that does not have OpenAI's shape: ``param`` is the path of the
-    offending value."""
-
-    def __init__(self, message: str, param: str):
-        super().__init__(message)
-        self.param = param
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 
 from apikeys.services import key_create
-from proxy.catalog_loader import catalog_load, price_at
+from proxy.catalog_import import catalog_import
 from proxy.models import CatalogModel, ModelPrice, Provider, RequestLog
+from proxy.selectors import price_at
 from tests.catalog.conftest import SMALL
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,7 @@ GPT5 = "/admin/proxy/catalogmodel/openai/gpt-5/change/"
 
 @pytest.fixture
 def catalog():
-    catalog_load(data=SMALL, now=timezone.now() - timedelta(days=1))
+    catalog_import(data=SMALL, now=timezone.now() - timedelta(days=1))
 
 
 @pytest.fixture

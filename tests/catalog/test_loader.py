@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from proxy.catalog_loader import catalog_load, price_at
+from proxy.catalog_import import catalog_import
 from proxy.models import CatalogModel, ModelKind, ModelPrice, Provider
+from proxy.selectors import price_at
 from tests.catalog.conftest import catalog_rows, model_entry
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +47,7 @@ def _prices(model_id: str, when: datetime) -> tuple[int, int, int, int]:
 
 
 def test_shipped_catalog_loads_with_its_published_prices(shipped):
-    report = catalog_load(data=shipped, now=T0)
+    report = catalog_import(data=shipped, now=T0)
 
     assert sorted(report.providers_created) == [
         "anthropic",
@@ -84,10 +85,10 @@ def test_every_shipped_price_is_a_quoted_string(shipped):
 
 
 def test_loading_the_same_file_twice_changes_nothing(shipped):
-    catalog_load(data=shipped, now=T0)
+    catalog_import(data=shipped, now=T0)
     before = catalog_rows()
 
-    report = catalog_load(data=shipped, now=T1)
+    report = catalog_import(data=shipped, now=T1)
 
     assert catalog_rows() == before
     assert not report.changed
@@ -99,10 +100,10 @@ def test_loading_the_same_file_twice_changes_nothing(shipped):
 
 
 def test_a_changed_price_is_a_new_version_and_the_old_one_is_kept(small):
-    catalog_load(data=small, now=T0)
+    catalog_import(data=small, now=T0)
     model_entry(small, "openai/gpt-5")["prices_per_million_usd"]["output"] = "12.5"
 
-    report = catalog_load(data=small, now=T1)
+    report = catalog_import(data=small, now=T1)
 
     assert report.prices_changed == ["openai/gpt-5"]
     assert report.models_updated == {}
@@ -121,9 +122,9 @@ def test_a_changed_price_is_a_new_version_and_the_old_one_is_kept(small):
 
 
 def test_price_at_picks_the_version_in_force_at_that_time(small):
-    catalog_load(data=small, now=T0)
+    catalog_import(data=small, now=T0)
     model_entry(small, "openai/gpt-5")["prices_per_million_usd"]["input"] = "1.5"
-    catalog_load(data=small, now=T1)
+    catalog_import(data=small, now=T1)
 
     def input_at(when):
         return price_at(model_id="openai/gpt-5", when=when).input_nanos
@@ -139,7 +140,7 @@ def test_price_at_picks_the_version_in_force_at_that_time(small):
 
 
 def test_price_at_honours_a_version_scheduled_for_later(small):
-    catalog_load(data=small, now=T0)
+    catalog_import(data=small, now=T0)
     later = T1 + timedelta(days=7)
     ModelPrice.objects.create(
         model_id="openai/gpt-5",
@@ -153,11 +154,11 @@ def test_price_at_honours_a_version_scheduled_for_later(small):
     assert price_at(model_id="openai/gpt-5", when=T1).input_nanos == 1_250_000_000
     assert price_at(model_id="openai/gpt-5", when=later).input_nanos == USD
     # Reloading the unchanged file at T1 sees the price in force then: no change.
-    assert catalog_load(data=small, now=T1).prices_changed == []
+    assert catalog_import(data=small, now=T1).prices_changed == []
 
 
 def test_cache_prices_default_to_the_input_price(small):
-    catalog_load(data=small, now=T0)
+    catalog_import(data=small, now=T0)
 
     gpt5 = price_at(model_id="openai/gpt-5", when=T0)
     assert gpt5.cache_write_nanos == gpt5.input_nanos == 1_250_000_000
@@ -172,7 +173,7 @@ def test_whole_number_prices_may_be_unquoted(small):
         "output": "15",
         "cache_write": "3.75",
     }
-    catalog_load(data=small, now=T0)
+    catalog_import(data=small, now=T0)
 
     price = price_at(model_id="openai/gpt-5", when=T0)
     assert price.input_nanos == 3 * USD
@@ -182,14 +183,14 @@ def test_whole_number_prices_may_be_unquoted(small):
 
 
 def test_changed_model_and_provider_fields_are_updated(small):
-    catalog_load(data=small, now=T0)
+    catalog_import(data=small, now=T0)
     entry = model_entry(small, "openai/gpt-5")
     entry.update(upstream="gpt-5-2025-08-07", context_length=272000, active=False)
     small["providers"][1].update(
         base_url="http://127.0.0.1:9998/v1", read_timeout_seconds=60
     )
 
-    report = catalog_load(data=small, now=T1)
+    report = catalog_import(data=small, now=T1)
 
     assert report.models_updated == {
         "openai/gpt-5": ["upstream", "context_length", "active"]
@@ -208,18 +209,18 @@ def test_changed_model_and_provider_fields_are_updated(small):
     assert acme.connect_timeout_seconds == 2
     # Optional keys left out take their defaults again: the file is the truth.
     entry.pop("active")
-    assert catalog_load(data=small, now=T1).models_updated == {
+    assert catalog_import(data=small, now=T1).models_updated == {
         "openai/gpt-5": ["active"]
     }
     assert CatalogModel.objects.get(id="openai/gpt-5").active is True
 
 
 def test_models_absent_from_the_file_are_left_alone_and_reported(small):
-    catalog_load(data=small, now=T0)
+    catalog_import(data=small, now=T0)
     small["models"] = [model_entry(small, "openai/gpt-5")]
     small["providers"] = [small["providers"][0]]
 
-    report = catalog_load(data=small, now=T1)
+    report = catalog_import(data=small, now=T1)
 
     assert report.models_not_in_file == ["acme/embed-1"]
     assert "acme/embed-1" in report.summary()
@@ -230,7 +231,7 @@ def test_models_absent_from_the_file_are_left_alone_and_reported(small):
 
 
 def test_a_file_may_add_models_to_a_provider_already_loaded(small):
-    catalog_load(data=small, now=T0)
+    catalog_import(data=small, now=T0)
     more = {
         "models": [
             {
@@ -244,7 +245,7 @@ def test_a_file_may_add_models_to_a_provider_already_loaded(small):
         ]
     }
 
-    report = catalog_load(data=more, now=T1)
+    report = catalog_import(data=more, now=T1)
 
     assert report.models_created == ["acme/chat-2"]
     assert CatalogModel.objects.get(id="acme/chat-2").provider.name == "acme"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.catalog_loader import CatalogError, catalog_load
+from proxy.catalog_file import CatalogError
+from proxy.catalog_import import catalog_import
 from tests.catalog.conftest import catalog_rows, model_entry
 
 pytestmark = pytest.mark.django_db
@@ -147,7 +148,7 @@ def test_a_bad_catalog_is_refused_and_writes_nothing(small, change, message):
     change(small)
 
     with pytest.raises(CatalogError) as refused:
-        catalog_load(data=small)
+        catalog_import(data=small)
 
     assert message in str(refused.value)
     assert catalog_rows() == {"providers": [], "models": [], "prices": []}
@@ -157,7 +158,7 @@ def test_an_unquoted_decimal_price_is_refused_with_a_hint_to_quote_it(small):
     _prices(small)["input"] = 1.25
 
     with pytest.raises(CatalogError) as refused:
-        catalog_load(data=small)
+        catalog_import(data=small)
 
     assert (
         "model 'openai/gpt-5': prices_per_million_usd.input is the unquoted number "
@@ -166,14 +167,14 @@ def test_an_unquoted_decimal_price_is_refused_with_a_hint_to_quote_it(small):
 
 
 def test_one_bad_model_keeps_the_good_changes_of_the_same_file_out(small):
-    catalog_load(data=small)
+    catalog_import(data=small)
     before = catalog_rows()
     _prices(small)["output"] = "11"  # a good change...
     _acme(small)["base_url"] = "http://127.0.0.1:9/v1"  # ...another...
     model_entry(small, "acme/embed-1")["context_length"] = 0  # ...and a bad one
 
     with pytest.raises(CatalogError, match="model 'acme/embed-1': context_length"):
-        catalog_load(data=small)
+        catalog_import(data=small)
 
     assert catalog_rows() == before
 
@@ -184,7 +185,7 @@ def test_every_problem_is_reported_at_once(small):
     _duplicate(small)
 
     with pytest.raises(CatalogError) as refused:
-        catalog_load(data=small)
+        catalog_import(data=small)
 
     assert len(refused.value.problems) == 4  # the duplicate repeats the bad price
     assert str(refused.value).startswith(
@@ -204,4 +205,4 @@ def test_every_problem_is_reported_at_once(small):
 )
 def test_a_catalog_of_the_wrong_shape_is_refused(data, message):
     with pytest.raises(CatalogError, match=message.replace("[", r"\[")):
-        catalog_load(data=data)
+        catalog_import(data=data)

@@ -14,6 +14,7 @@ from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
 from money import ceil_div, usd_to_nanos
 from proxy import app as proxy_app
+from proxy import metering
 from proxy.models import RequestLog
 from tests.proxy.conftest import hold_for, nothing_held
 
@@ -94,7 +95,7 @@ def delivered_text(sent: list[dict]) -> tuple[str, bytes]:
 
 
 def test_a_fault_mid_stream_bills_what_was_delivered(alice, alice_key, monkeypatch):
-    monkeypatch.setattr(proxy_app, "usage_from", broken_usage)
+    monkeypatch.setattr(metering, "usage_from", broken_usage)
     sent = run_request(alice_key.secret, stream_of(12))
 
     assert sent[0]["status"] == 200
@@ -122,12 +123,12 @@ def test_a_fault_mid_stream_bills_what_was_delivered(alice, alice_key, monkeypat
 def test_output_that_cannot_be_counted_is_charged_its_hold_not_nothing(
     alice, alice_key, upstream, monkeypatch
 ):
-    monkeypatch.setattr(proxy_app, "usage_from", broken_usage)
+    monkeypatch.setattr(metering, "usage_from", broken_usage)
 
-    def broken_count(self, call, relay):
+    def broken_count(call, outputs):
         raise RuntimeError("cannot count")
 
-    monkeypatch.setattr(proxy_app.ProxyApp, "estimate_stream", broken_count)
+    monkeypatch.setattr(metering, "usage_estimate", broken_count)
     sent = run_request(alice_key.secret, {**stream_of(3), "max_tokens": 10})
     assert delivered_text(sent)[0] == "tok tok tok"
     log = RequestLog.objects.get()
@@ -142,7 +143,7 @@ def test_output_that_cannot_be_counted_is_charged_its_hold_not_nothing(
 def test_a_fault_before_a_json_answer_is_delivered_charges_nothing(
     alice, alice_key, monkeypatch
 ):
-    monkeypatch.setattr(proxy_app, "usage_from", broken_usage)
+    monkeypatch.setattr(metering, "usage_from", broken_usage)
     body = {**stream_of(5), "stream": False}
     sent = run_request(alice_key.secret, body)
     assert sent[0]["status"] == 502

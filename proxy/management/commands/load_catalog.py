@@ -8,7 +8,8 @@ import yaml
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from proxy.catalog_loader import CatalogError, catalog_load
+from proxy.catalog_file import CatalogError
+from proxy.catalog_import import catalog_import
 
 
 class _DryRun(Exception):
@@ -43,7 +44,7 @@ class Command(BaseCommand):
 
         try:
             with transaction.atomic():
-                report = catalog_load(data=data)
+                report = catalog_import(data=data)
                 if dry_run:
                     raise _DryRun
         except CatalogError as error:

@@ -1,26 +1,18 @@
-"""Loading the model catalog from its YAML form, and the price of a model at a time.
+"""The model catalog's YAML form, read and checked (``catalog_specs``).
 
-The file is checked as a whole before anything is written: a file with one bad
-entry changes nothing. Loading is declarative for what the file lists (each
-listed provider and model ends up as the file says, optional keys included,
-their defaults applied) and leaves alone what it does not list.
-
-A price is never changed in place: when the file's price differs from the
-current one, a new ``ModelPrice`` version starts at ``now``, so requests made
-before keep the price of their time.
+The file is checked as a whole before anything is written
+(``proxy.catalog_import``): a file with one bad entry changes nothing, and the
+error names every problem found, each with its entry and field.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
-from django.db import transaction
-from django.utils import timezone
 
 from money import MoneyError, usd_to_nanos
 from proxy.models import CatalogModel, ModelKind, ModelPrice, Provider
@@ -96,70 +88,17 @@ class Prices:
         )
 
 
-@dataclass
-class LoadReport:
-    """What a load did. Lists hold model ids and provider names."""
-
-    providers_created: list[str] = field(default_factory=list)
-    # name -> the fields that changed
-    providers_updated: dict[str, list[str]] = field(default_factory=dict)
-    providers_unchanged: list[str] = field(default_factory=list)
-    models_created: list[str] = field(default_factory=list)
-    models_updated: dict[str, list[str]] = field(default_factory=dict)
-    models_unchanged: list[str] = field(default_factory=list)
-    # Existing models that got a new price version (new models not included).
-    prices_changed: list[str] = field(default_factory=list)
-    # In the database but not in the file: left as they were.
-    models_not_in_file: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(
-            self.providers_created
-            or self.providers_updated
-            or self.models_created
-            or self.models_updated
-            or self.prices_changed
-        )
-
-    def summary(self) -> str:
-        def details(updated: dict[str, list[str]]) -> str:
-            return "".join(
-                f"\n    {name}: {', '.join(fields)}" for name, fields in updated.items()
-            )
-
-        lines = [
-            f"providers: {len(self.providers_created)} created, "
-            f"{len(self.providers_updated)} updated, "
-            f"{len(self.providers_unchanged)} unchanged"
-            + details(self.providers_updated),
-            f"models: {len(self.models_created)} created, "
-            f"{len(self.models_updated)} updated, "
-            f"{len(self.models_unchanged)} unchanged" + details(self.models_updated),
-            f"prices changed: {len(self.prices_changed)}"
-            + "".join(f"\n    {model_id}" for model_id in self.prices_changed),
-        ]
-        if self.models_not_in_file:
-            lines.append(
-                f"left alone (in the database, not in the file): "
-                f"{', '.join(self.models_not_in_file)}"
-            )
-        if not self.changed:
-            lines.append("nothing changed")
-        return "\n".join(lines)
-
-
 # --- Reading and checking the file ---------------------------------------------
 
 
 @dataclass(frozen=True)
-class _ProviderSpec:
+class ProviderSpec:
     name: str
     values: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class _ModelSpec:
+class ModelSpec:
     id: str
     provider: str
     values: dict[str, Any]
@@ -203,7 +142,7 @@ def _unknown_keys(entry: dict, allowed: set[str], where: str, problems: _Problem
         )
 
 
-def _provider_spec(entry: Any, index: int, problems: _Problems) -> _ProviderSpec | None:
+def _provider_spec(entry: Any, index: int, problems: _Problems) -> ProviderSpec | None:
     where = f"providers[{index}]"
     if not isinstance(entry, dict):
         problems.add(where, "must be a mapping of name, base_url, api_key_env")
@@ -253,7 +192,7 @@ def _provider_spec(entry: Any, index: int, problems: _Problems) -> _ProviderSpec
 
     if len(problems.items) > count:
         return None
-    return _ProviderSpec(
+    return ProviderSpec(
         name=name, values={"base_url": base_url, "api_key_env": api_key_env, **timeouts}
     )
 
@@ -331,7 +270,7 @@ def model_id_problem(model_id: str, provider_name: str) -> str | None:
 
 def _model_spec(
     entry: Any, index: int, providers: set[str], problems: _Problems
-) -> _ModelSpec | None:
+) -> ModelSpec | None:
     where = f"models[{index}]"
     if not isinstance(entry, dict):
         problems.add(where, "must be a mapping with id, provider, upstream, ...")
@@ -397,7 +336,7 @@ def _model_spec(
 
     if len(problems.items) > count:
         return None
-    return _ModelSpec(
+    return ModelSpec(
         id=model_id,
         provider=provider,
         values={
@@ -412,7 +351,9 @@ def _model_spec(
     )
 
 
-def _specs(data: Any) -> tuple[list[_ProviderSpec], list[_ModelSpec]]:
+def catalog_specs(data: Any) -> tuple[list[ProviderSpec], list[ModelSpec]]:
+    """The providers and models of ``data`` (the parsed YAML), every entry
+    checked; raises CatalogError naming every problem found."""
     problems = _Problems()
     if not isinstance(data, dict):
         raise CatalogError(["the catalog must be a mapping with providers and models"])
@@ -428,7 +369,7 @@ def _specs(data: Any) -> tuple[list[_ProviderSpec], list[_ModelSpec]]:
         problems.add("catalog", "models must be a list")
         raw_models = []
 
-    providers: list[_ProviderSpec] = []
+    providers: list[ProviderSpec] = []
     seen: set[str] = set()
     for index, entry in enumerate(raw_providers):
         spec = _provider_spec(entry, index, problems)
@@ -443,7 +384,7 @@ def _specs(data: Any) -> tuple[list[_ProviderSpec], list[_ModelSpec]]:
     # Providers already in the database are known too. ``seen`` includes file
     # entries with problems of their own, so that their models are not blamed.
     known = seen | set(Provider.objects.values_list("name", flat=True))
-    models: list[_ModelSpec] = []
+    models: list[ModelSpec] = []
     ids: set[str] = set()
     for index, entry in enumerate(raw_models):
         spec = _model_spec(entry, index, known, problems)
@@ -458,113 +399,3 @@ def _specs(data: Any) -> tuple[list[_ProviderSpec], list[_ModelSpec]]:
     if problems.items:
         raise CatalogError(problems.items)
     return providers, models
-
-
-# --- Writing --------------------------------------------------------------------
-
-
-def _changed_fields(instance, values: dict[str, Any]) -> list[str]:
-    return [name for name, value in values.items() if getattr(instance, name) != value]
-
-
-@transaction.atomic
-def catalog_load(*, data: dict, now: datetime | None = None) -> LoadReport:
-    """Make the providers and models listed in ``data`` (the parsed YAML) what it
-    says; a changed price becomes a new price version effective ``now``."""
-    now = now or timezone.now()
-    provider_specs, model_specs = _specs(data)
-    report = LoadReport()
-
-    # Lock the rows we may update, so two loads run one after another.
-    existing = {
-        p.name: p
-        for p in Provider.objects.select_for_update().filter(
-            name__in=[s.name for s in provider_specs]
-        )
-    }
-    for spec in provider_specs:
-        provider = existing.get(spec.name)
-        if provider is None:
-            Provider.objects.create(name=spec.name, created_at=now, **spec.values)
-            report.providers_created.append(spec.name)
-            continue
-        changed = _changed_fields(provider, spec.values)
-        if changed:
-            for name in changed:
-                setattr(provider, name, spec.values[name])
-            provider.save(update_fields=changed)
-            report.providers_updated[spec.name] = changed
-        else:
-            report.providers_unchanged.append(spec.name)
-
-    providers = {
-        p.name: p
-        for p in Provider.objects.filter(name__in={s.provider for s in model_specs})
-    }
-    models = {
-        m.id: m
-        for m in CatalogModel.objects.select_for_update().filter(
-            id__in=[s.id for s in model_specs]
-        )
-    }
-    for spec in model_specs:
-        values = {**spec.values, "provider_id": providers[spec.provider].id}
-        model = models.get(spec.id)
-        if model is None:
-            model = CatalogModel.objects.create(id=spec.id, created_at=now, **values)
-            _price_add(model=model, prices=spec.prices, now=now)
-            report.models_created.append(spec.id)
-            continue
-        changed = _changed_fields(model, values)
-        if changed:
-            for name in changed:
-                setattr(model, name, values[name])
-            model.save(update_fields=changed)
-            report.models_updated[spec.id] = [
-                "provider" if name == "provider_id" else name for name in changed
-            ]
-        current = _price_current(model_id=spec.id, when=now)
-        if current is None or Prices.of(current) != spec.prices:
-            _price_add(model=model, prices=spec.prices, now=now)
-            report.prices_changed.append(spec.id)
-        if not changed and spec.id not in report.prices_changed:
-            report.models_unchanged.append(spec.id)
-
-    report.models_not_in_file = list(
-        CatalogModel.objects.exclude(id__in=[s.id for s in model_specs])
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    return report
-
-
-def _price_add(*, model: CatalogModel, prices: Prices, now: datetime) -> ModelPrice:
-    return ModelPrice.objects.create(
-        model=model,
-        effective_from=now,
-        created_at=now,
-        input_nanos=prices.input_nanos,
-        cached_input_nanos=prices.cached_input_nanos,
-        cache_write_nanos=prices.cache_write_nanos,
-        output_nanos=prices.output_nanos,
-    )
-
-
-# --- Reading --------------------------------------------------------------------
-
-
-def _price_current(*, model_id: str, when: datetime) -> ModelPrice | None:
-    return (
-        ModelPrice.objects.filter(model_id=model_id, effective_from__lte=when)
-        .order_by("-effective_from")
-        .first()
-    )
-
-
-def price_at(*, model_id: str, when: datetime) -> ModelPrice:
-    """The price version of ``model_id`` in force at ``when``: the latest one
-    that started at or before it."""
-    price = _price_current(model_id=model_id, when=when)
-    if price is None:
-        raise ModelPrice.DoesNotExist(f"{model_id} has no price at {when.isoformat()}")
-    return price
