@@ -18,7 +18,7 @@ from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from billing.admin import ReadOnlyAdmin
+from billing.ledger.admin import ReadOnlyAdmin
 from money import MoneyError, format_usd, nanos_to_decimal, usd_to_nanos
 from proxy.catalog_file import ENV_VAR_NAME, model_id_problem
 from proxy.models import CatalogModel, ModelPrice, Provider, RequestLog
