@@ -8,12 +8,11 @@ top-up a row is, and its invoice) and invoices (their download).
 from __future__ import annotations
 
 from django.urls import reverse
-from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 
-from accounts.selectors import account_for_user
+from accounts.access import AccountRequired
 from billing.ledger.selectors import transactions_list
 from billing.payments.selectors import topup_invoice_ids
 from money.fields import UsdField
@@ -49,7 +48,7 @@ class TransactionSerializer(serializers.Serializer):
         return request.build_absolute_uri(url) if request is not None else url
 
 
-class TransactionListView(GenericAPIView):
+class TransactionListView(AccountRequired, GenericAPIView):
     serializer_class = TransactionSerializer
 
     def get_queryset(self):
@@ -58,10 +57,6 @@ class TransactionListView(GenericAPIView):
     def get_serializer_context(self):
         # The rows' invoices are looked up in the account's top-ups.
         return {**super().get_serializer_context(), "account": self.account}
-
-    @cached_property
-    def account(self):
-        return account_for_user(self.request.user)
 
     @extend_schema(responses=TransactionSerializer(many=True))
     def get(self, request):

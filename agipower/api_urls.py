@@ -7,6 +7,7 @@ from apikeys import api as apikeys_api
 from billing import api as billing_api
 from billing.payments import api as payments_api
 from invoices import api as invoices_api
+from proxy import api as proxy_api
 
 urlpatterns = [
     re_path(r"^balance/?$", billing_api.BalanceView.as_view(), name="api-balance"),
@@ -28,7 +29,7 @@ urlpatterns = [
     ),
     re_path(
         r"^requests/?$",
-        apikeys_api.RequestLogListView.as_view(),
+        proxy_api.RequestLogListView.as_view(),
         name="api-requests",
     ),
     re_path(

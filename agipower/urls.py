@@ -23,7 +23,7 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("console/", include("agipower.console.urls", namespace="console")),
     # /console/keys…: the API Keys pages (their own namespace, "keys").
-    path("console/", include("apikeys.urls", namespace="keys")),
+    path("console/", include("agipower.console.keys_urls", namespace="keys")),
     # /console/invoices/<id>/pdf: an invoice's download ("invoices").
     path("console/", include("invoices.urls", namespace="invoices")),
     path("", include("accounts.urls")),

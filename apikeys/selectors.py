@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.db.models import QuerySet
 
 from accounts.models import Account
@@ -14,7 +12,6 @@ from apikeys.secrets import (
     key_digest,
     key_is_well_formed,
 )
-from proxy.models import RequestLog
 
 
 def keys_for_account(*, account: Account, kind: str = KeyKind.PAYG) -> QuerySet[ApiKey]:
@@ -49,25 +46,3 @@ def api_key_for_secret(secret: str, *, kind: str) -> ApiKey | None:
         )
         .first()
     )
-
-
-def request_logs_for_account(
-    *,
-    account: Account,
-    key_id: int | None = None,
-    model: str | None = None,
-    since: datetime | None = None,
-    before: datetime | None = None,
-) -> QuerySet[RequestLog]:
-    """An account's request logs, newest first: ``since`` inclusive, ``before``
-    exclusive. A key id of another account finds nothing."""
-    logs = RequestLog.objects.filter(account=account)
-    if key_id is not None:
-        logs = logs.filter(api_key_id=key_id)
-    if model:
-        logs = logs.filter(model=model)
-    if since is not None:
-        logs = logs.filter(created_at__gte=since)
-    if before is not None:
-        logs = logs.filter(created_at__lt=before)
-    return logs.order_by("-created_at", "-id")

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import account_for_user
+from accounts.access import AccountRequired
 from billing.ledger.selectors import balance_get, breakdown_get
 from money.fields import UsdField
 
@@ -40,15 +40,15 @@ class BreakdownSerializer(serializers.Serializer):
     total = UsdField()
 
 
-class BalanceView(APIView):
+class BalanceView(AccountRequired, APIView):
     @extend_schema(responses=BalanceSerializer)
     def get(self, request):
-        balance = balance_get(account=account_for_user(request.user))
+        balance = balance_get(account=self.account)
         return Response(BalanceSerializer(balance).data)
 
 
-class BreakdownView(APIView):
+class BreakdownView(AccountRequired, APIView):
     @extend_schema(responses=BreakdownSerializer)
     def get(self, request):
-        lines = breakdown_get(account=account_for_user(request.user))
+        lines = breakdown_get(account=self.account)
         return Response(BreakdownSerializer(lines).data)

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.urls import reverse
 
-from accounts.selectors import account_for_user
+from accounts.access import account_required
 from billing.ledger.selectors import (
     Transaction,
     balance_get,
@@ -77,9 +76,8 @@ class HistoryRow:
         )
 
 
-@login_required
-def pay_as_you_go(request):
-    account = account_for_user(request.user)
+@account_required
+def pay_as_you_go(request, account):
     balance = balance_get(account=account)
     breakdown = breakdown_get(account=account)
     page = Paginator(transactions_list(account=account), HISTORY_PAGE_SIZE).get_page(

@@ -9,8 +9,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.access import AccountRequired
 from accounts.models import BillingProfile
-from accounts.selectors import account_for_user
 from accounts.services import billing_profile_save
 from billing.models import TopUp, TopUpMethod
 from billing.payments import services as payments
@@ -27,10 +27,10 @@ class CardSerializer(serializers.Serializer):
     default = serializers.BooleanField()
 
 
-class PaymentMethodListView(APIView):
+class PaymentMethodListView(AccountRequired, APIView):
     @extend_schema(responses=CardSerializer(many=True))
     def get(self, request):
-        cards = gateway.cards_list(account=account_for_user(request.user))
+        cards = gateway.cards_list(account=self.account)
         return Response(CardSerializer(cards, many=True).data)
 
     @extend_schema(
@@ -48,7 +48,7 @@ class PaymentMethodListView(APIView):
     def post(self, request):
         """Start saving a card: confirm the answer's client secret with
         Stripe.js (confirmCardSetup)."""
-        intent = gateway.setup_intent_create(account=account_for_user(request.user))
+        intent = gateway.setup_intent_create(account=self.account)
         return Response(
             {"setup_intent": intent.id, "client_secret": intent.client_secret},
             status=status.HTTP_201_CREATED,
@@ -64,12 +64,10 @@ class CardUpdateSerializer(serializers.Serializer):
         return value
 
 
-class PaymentMethodDetailView(APIView):
+class PaymentMethodDetailView(AccountRequired, APIView):
     @extend_schema(responses=CardSerializer)
     def get(self, request, pm_id: str):
-        card = gateway.card_get(
-            account=account_for_user(request.user), payment_method_id=pm_id
-        )
+        card = gateway.card_get(account=self.account, payment_method_id=pm_id)
         return Response(CardSerializer(card).data)
 
     @extend_schema(
@@ -77,7 +75,7 @@ class PaymentMethodDetailView(APIView):
         responses=CardSerializer,
     )
     def patch(self, request, pm_id: str):
-        account = account_for_user(request.user)
+        account = self.account
         data = CardUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         gateway.card_set_default(account=account, payment_method_id=pm_id)
@@ -89,9 +87,7 @@ class PaymentMethodDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, pm_id: str):
-        gateway.card_detach(
-            account=account_for_user(request.user), payment_method_id=pm_id
-        )
+        gateway.card_detach(account=self.account, payment_method_id=pm_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -116,7 +112,7 @@ class TopUpSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class TopUpCreateView(APIView):
+class TopUpCreateView(AccountRequired, APIView):
     @extend_schema(
         request=TopUpRequestSerializer,
         responses={
@@ -139,7 +135,7 @@ class TopUpCreateView(APIView):
         data = TopUpRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         started = payments.topup_start(
-            account=account_for_user(request.user),
+            account=self.account,
             amount_nanos=data.validated_data["amount"],
             method=data.validated_data["method"],
             payment_method_id=data.validated_data.get("payment_method"),
@@ -153,14 +149,12 @@ class TopUpCreateView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class TopUpDetailView(APIView):
+class TopUpDetailView(AccountRequired, APIView):
     @extend_schema(responses=TopUpSerializer)
     def get(self, request, topup_id: int):
         """The top-up; asks Stripe if it is still pending (after 3-D Secure or a
         redirect), so the answer is current."""
-        topup = get_object_or_404(
-            TopUp, pk=topup_id, account=account_for_user(request.user)
-        )
+        topup = get_object_or_404(TopUp, pk=topup_id, account=self.account)
         if topup.status != "succeeded" and topup.payment_intent_id:
             topup = payments.topup_check(topup=topup)
         return Response(TopUpSerializer(topup).data)
@@ -177,19 +171,17 @@ class AutoTopUpSerializer(serializers.Serializer):
     paused_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
-class AutoTopUpView(APIView):
+class AutoTopUpView(AccountRequired, APIView):
     @extend_schema(responses=AutoTopUpSerializer)
     def get(self, request):
-        row = payments.autotopup_get(account=account_for_user(request.user))
+        row = payments.autotopup_get(account=self.account)
         return Response(AutoTopUpSerializer(row).data)
 
     @extend_schema(request=AutoTopUpSerializer, responses=AutoTopUpSerializer)
     def put(self, request):
         data = AutoTopUpSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        row = payments.autotopup_configure(
-            account=account_for_user(request.user), **data.validated_data
-        )
+        row = payments.autotopup_configure(account=self.account, **data.validated_data)
         return Response(AutoTopUpSerializer(row).data)
 
 
@@ -214,12 +206,10 @@ class BillingProfileSerializer(serializers.ModelSerializer):
         return value
 
 
-class BillingProfileView(APIView):
+class BillingProfileView(AccountRequired, APIView):
     @extend_schema(responses=BillingProfileSerializer)
     def get(self, request):
-        profile = BillingProfile.objects.filter(
-            account=account_for_user(request.user)
-        ).first()
+        profile = BillingProfile.objects.filter(account=self.account).first()
         if profile is None:
             raise NotFound("No billing profile yet.")
         return Response(BillingProfileSerializer(profile).data)
@@ -228,7 +218,5 @@ class BillingProfileView(APIView):
     def put(self, request):
         data = BillingProfileSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        profile = billing_profile_save(
-            account=account_for_user(request.user), **data.validated_data
-        )
+        profile = billing_profile_save(account=self.account, **data.validated_data)
         return Response(BillingProfileSerializer(profile).data)

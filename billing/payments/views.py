@@ -14,8 +14,8 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from accounts.access import account_required
 from accounts.models import Account, BillingProfile
-from accounts.selectors import account_for_user
 from billing.models import AutoTopUp, TopUp
 from billing.payments import stripe_gateway as gateway
 from billing.payments.services import MAX_TOPUP_NANOS, MIN_TOPUP_NANOS
@@ -57,20 +57,9 @@ def _sentence(text: str) -> str:
     return text if text[-1] in ".!?" else text + "."
 
 
-def _account_or_none(user) -> Account | None:
-    try:
-        return account_for_user(user)
-    except Account.DoesNotExist:
-        # Staff made with createsuperuser have no billing account.
-        return None
-
-
-@login_required
+@account_required
 @require_GET
-def billing(request):
-    account = _account_or_none(request.user)
-    if account is None:
-        return render(request, "console/no_account.html", status=404)
+def billing(request, account: Account):
     auto = AutoTopUp.objects.filter(account=account).first()
     context = {
         "nav": "billing",
@@ -91,19 +80,14 @@ def billing(request):
 @require_GET
 def payments_config_json(request):
     """The dialogs' settings, for pages whose view does not pass them."""
-    if _account_or_none(request.user) is None:
-        return JsonResponse({"detail": "no billing account"}, status=404)
     return JsonResponse(payments_config())
 
 
-@login_required
+@account_required
 @require_GET
-def topup_return(request, topup_id: int):
+def topup_return(request, account: Account, topup_id: int):
     """Where Stripe sends the customer back after Alipay. The page asks the API
     for the top-up (which asks Stripe); what the URL says is never trusted."""
-    account = _account_or_none(request.user)
-    if account is None:
-        return render(request, "console/no_account.html", status=404)
     topup = get_object_or_404(TopUp, pk=topup_id, account=account)
     context = {
         "nav": "payg",

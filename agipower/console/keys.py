@@ -1,32 +1,29 @@
-"""Console pages of API keys: the list, create (the key shown once), edit,
-enable/disable, delete, and a key's details with its request logs."""
+"""Console pages of API keys under /console/keys (namespace "keys"): the list,
+create (the key shown once), edit, enable/disable, delete, and a key's details
+with its request logs (the proxy's), which is why they live at the top floor."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts.access import account_required
 from accounts.models import Account
-from accounts.selectors import account_for_user
 from apikeys.errors import ApiKeyError
-from apikeys.forms import KeyCreateForm, KeyEditForm, LogFilterForm
+from apikeys.forms import KeyCreateForm, KeyEditForm
 from apikeys.models import ApiKey, KeyKind, KeyStatus, LimitReset
-from apikeys.selectors import (
-    key_for_account,
-    keys_for_account,
-    request_logs_for_account,
-)
+from apikeys.selectors import key_for_account, keys_for_account
 from apikeys.services import key_create, key_delete, key_update
 from money import format_usd, usd, usd_plain
+from proxy.forms import LogFilterForm
+from proxy.selectors import request_logs_for_account
 
 LOGS_PAGE_SIZE = 25
 
@@ -45,17 +42,6 @@ class KeyRow:
             if key.limit_reset != LimitReset.NONE:
                 limit += f" {key.get_limit_reset_display().lower()}"
         return cls(key=key, used=usd(key.used_nanos, precise=True), limit=limit)
-
-
-def _with_account(view):
-    """Log in, then pass the user's billing account (every user has one)."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        return view(request, account_for_user(request.user), *args, **kwargs)
-
-    return wrapped
 
 
 def _key_or_404(account: Account, key_id: int) -> ApiKey:
@@ -78,13 +64,13 @@ def _list_page(request, account: Account, *, created=None, status: int = 200):
     return render(request, "console/keys.html", context, status=status)
 
 
-@_with_account
+@account_required
 def key_list(request, account: Account):
     return _list_page(request, account)
 
 
 @never_cache
-@_with_account
+@account_required
 def key_new(request, account: Account):
     """The create form; a successful POST answers with the list and the new
     key in full, this once. It is not stored anywhere (not in the session
@@ -116,7 +102,7 @@ def key_new(request, account: Account):
     return render(request, "console/keys_new.html", context)
 
 
-@_with_account
+@account_required
 def key_edit(request, account: Account, key_id: int):
     api_key = _key_or_404(account, key_id)
     initial = {
@@ -150,7 +136,7 @@ def key_edit(request, account: Account, key_id: int):
 
 
 @require_POST
-@_with_account
+@account_required
 def key_status(request, account: Account, key_id: int):
     """The Enabled/Disabled toggle: a small POST form per row."""
     api_key = _key_or_404(account, key_id)
@@ -178,7 +164,7 @@ def key_status(request, account: Account, key_id: int):
     return redirect("keys:list")
 
 
-@_with_account
+@account_required
 def key_delete_view(request, account: Account, key_id: int):
     """GET asks for confirmation; POST deletes."""
     api_key = _key_or_404(account, key_id)
@@ -195,7 +181,7 @@ def key_delete_view(request, account: Account, key_id: int):
     )
 
 
-@_with_account
+@account_required
 def key_detail(request, account: Account, key_id: int):
     api_key = _key_or_404(account, key_id)
     filters = LogFilterForm(request.GET or None)
