@@ -225,7 +225,7 @@ PAYMENTS_ALERT_EMAILS = env.list("PAYMENTS_ALERT_EMAILS", default=[])
 
 # Stripe. Unset keys mean "payments are not configured": the app starts and
 # top-ups say so (billing.payments.stripe_gateway.stripe_configured()). Only
-# billing/payments/stripe_gateway.py and billing/payments/webhooks.py talk to Stripe.
+# billing/payments/stripe_gateway/ and billing/payments/webhooks.py talk to Stripe.
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
