@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing.ledger.models import ReconciliationRun
 from billing.ledger.sql_install import sql_drift
-from billing.models import ReconciliationRun
 
 logger = logging.getLogger(__name__)
 

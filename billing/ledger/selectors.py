@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import Sum
 
 from accounts.models import Account
-from billing.models import EntryKind, LedgerEntry, Wallet
+from billing.ledger.models import EntryKind, LedgerEntry, Wallet
 
 
 @dataclass(frozen=True)
