@@ -361,7 +361,7 @@ def prepare_database() -> str:
 def populate(upstream_base_url: str):
     from accounts.services import user_signup
     from apikeys.services import key_create
-    from billing.ledger.services import credit_grant, topup_credit
+    from billing.ledger.grants import credit_grant, topup_credit
     from billing.models import LotSource
     from money import usd_to_nanos
     from proxy.models import CatalogModel, ModelPrice, Provider

@@ -11,7 +11,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from accounts.models import Account
-from billing.ledger.services import wallet_open
+from billing.ledger.wallets import wallet_open
 
 
 @receiver(post_save, sender=Account, dispatch_uid="billing.wallet_for_new_account")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from billing.ledger import reconciliation, services
+from billing.ledger import expiry, holds, reconciliation
 
 
 @shared_task
 def lots_expire_due() -> int:
-    return services.lots_expire_due()
+    return expiry.lots_expire_due()
 
 
 @shared_task
 def holds_sweep_stale() -> int:
-    return services.holds_sweep_stale()
+    return holds.holds_sweep_stale()
 
 
 @shared_task

@@ -11,11 +11,14 @@ that lock:
   so concurrent requests on every worker can never spend more than it.
 - **Group commit.** A worker's finished requests, and its lease changes, queue
   per account, and one task per account commits everything queued as one
-  ``proxy_batch`` statement (``proxy/sql/proxy_v1.sql``), then the next batch. A
-  request awaits its own batch: when it is answered, its cost is committed.
+  ``proxy_batch`` statement (``proxy/sql/proxy_v1.sql``, which settles through
+  billing's ``billing_batch`` and writes the request logs), then the next
+  batch. A request awaits its own batch: when it is answered, its cost is
+  committed.
 
 Requests of keys with a credit limit hold on their own instead (a hold row
-each, ``proxy_hold_many``), because their limit is counted per key.
+each, ``proxy_hold_many`` over billing's ``billing_hold_many``), because their
+limit is counted per key.
 
 Batches run in tasks of their own: a request cancelled by a client that went
 away still has its settlement committed.

@@ -12,7 +12,7 @@ from django.dispatch import receiver
 
 from accounts.services import user_signup
 from agipower.celery import app as celery_app
-from billing.ledger.services import credit_grant
+from billing.ledger.grants import credit_grant
 from billing.models import LotSource
 from money import usd_to_nanos
 

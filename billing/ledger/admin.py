@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from accounts.models import Account
 from accounts.validators import plain_text_multiline
 from billing.errors import BillingError
+from billing.ledger.grants import GRANT_SOURCES, credit_grant
 from billing.ledger.models import (
     CreditLot,
     Hold,
@@ -27,7 +28,6 @@ from billing.ledger.models import (
     ReconciliationRun,
     Wallet,
 )
-from billing.ledger.services import GRANT_SOURCES, credit_grant
 from money import MoneyError, format_usd, usd_to_nanos
 
 

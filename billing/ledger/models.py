@@ -250,15 +250,10 @@ class Hold(models.Model):
         max_length=8, choices=HoldState.choices, default=HoldState.ACTIVE
     )
     reference = models.CharField(max_length=200, blank=True)
-    # The API key whose credit limit the hold also counts against, if any.
-    api_key = models.ForeignKey(
-        "apikeys.ApiKey",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    # What else the hold counts against, named by its caller in its own terms
+    # (such as a credit limit of the caller's; see billing_hold_many). Billing
+    # stores it and never interprets it.
+    owner = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)

@@ -1,7 +1,7 @@
 """Money that goes back: refunds (by an operator here, or in Stripe's
 dashboard) and disputes. Each takes back the top-up's credits by one rule
-(``billing.ledger.services.topup_claw_back``: what remains of that top-up, up to the
-amount, and the bonus on it), once per Stripe refund or dispute id.
+(``billing.ledger.reversals.topup_claw_back``: what remains of that top-up, up
+to the amount, and the bonus on it), once per Stripe refund or dispute id.
 
 A refund made here is recorded (``TopUpRefund``) in the same transaction as
 its claw-back, under the top-up's lock; the ``charge.refunded`` webhook that
@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.errors import InvalidAmount
-from billing.ledger.services import entry_reverse, topup_claw_back
+from billing.ledger.reversals import entry_reverse, topup_claw_back
 from billing.models import (
     CreditLot,
     EntryKind,

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Account, BillingProfile
 from billing.errors import BillingError, InvalidAmount
-from billing.ledger.services import topup_credit
+from billing.ledger.grants import topup_credit
 from billing.models import (
     PaymentMismatch,
     TopUp,

@@ -6,7 +6,9 @@ from datetime import UTC
 
 import pytest
 
-from billing.ledger.services import balance_debit, credit_grant, hold_place
+from billing.ledger.debits import balance_debit
+from billing.ledger.grants import credit_grant
+from billing.ledger.holds import hold_place
 from billing.models import EntryKind, LedgerEntry, LotSource
 from money import usd_to_nanos
 from tests.accounts import pages

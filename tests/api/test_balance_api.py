@@ -5,7 +5,9 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from billing.ledger.services import balance_debit, hold_place, topup_credit
+from billing.ledger.debits import balance_debit
+from billing.ledger.grants import topup_credit
+from billing.ledger.holds import hold_place
 from billing.models import EntryKind
 from money import usd_to_nanos
 from tests.conftest import new_key

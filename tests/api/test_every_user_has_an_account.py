@@ -176,7 +176,7 @@ def test_an_operator_has_no_billing_profile_until_one_is_saved(root):
 def test_an_account_whose_wallet_is_missing_reads_zero_and_opens_it_on_a_credit(
     bob,
 ):
-    from billing.ledger.services import credit_grant
+    from billing.ledger.grants import credit_grant
     from billing.models import LotSource
 
     Wallet.objects.filter(account=bob.account).delete()

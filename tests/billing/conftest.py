@@ -16,9 +16,9 @@ from django.db import connection
 
 from accounts.models import Account
 from accounts.services import user_signup
+from billing.ledger.grants import credit_grant
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get, breakdown_get
-from billing.ledger.services import credit_grant
 from billing.models import CreditLot, Hold, LedgerEntry, LotMovement, LotSource, Wallet
 from tests.conftest import PASSWORD, new_key
 

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
-from billing.ledger.services import balance_debit
+from billing.ledger.debits import balance_debit
 from billing.models import LedgerEntry, LotMovement
 from tests.billing.conftest import USD, assert_ledger_whole, counts
 from tests.conftest import new_key

@@ -10,14 +10,10 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import BillingError, InsufficientCredits, InvalidAmount
-from billing.ledger.services import (
-    balance_debit,
-    credit_grant,
-    entry_reverse,
-    hold_place,
-    hold_settle,
-    topup_credit,
-)
+from billing.ledger.debits import balance_debit
+from billing.ledger.grants import credit_grant, topup_credit
+from billing.ledger.holds import hold_place, hold_settle
+from billing.ledger.reversals import entry_reverse
 from billing.models import LotSource, Pool
 from money import MAX_NANOS
 from tests.billing.conftest import USD, assert_ledger_whole, counts, grant, wallet_of

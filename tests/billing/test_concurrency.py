@@ -9,8 +9,15 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import InsufficientCredits
+from billing.ledger.debits import balance_debit
+from billing.ledger.holds import (
+    BatchItem,
+    batch_settle,
+    hold_place,
+    hold_release,
+    hold_settle,
+)
 from billing.ledger.reconciliation import ledger_check
-from billing.ledger.services import balance_debit, hold_place, hold_release, hold_settle
 from billing.models import (
     CreditLot,
     EntryKind,
@@ -140,5 +147,56 @@ def test_concurrent_holds_and_debits_never_overspend():
     assert len(refused) == 100
     topup, bonus, held = wallet_of(account)
     assert (topup + bonus, held) == ((100 - len(debits)) * AMOUNT, len(holds) * AMOUNT)
+    assert ledger_check() == []
+    assert_ledger_whole(account)
+
+
+def test_200_workers_growing_leases_against_a_balance_for_100_then_settling():
+    account = funded_for_exactly_100()
+
+    def grow():
+        # A worker with no lease, for one request that may cost AMOUNT.
+        return batch_settle(
+            account=account,
+            items=[],
+            idempotency_key=new_key(),
+            lease_need_nanos=AMOUNT,
+            lease_min_nanos=AMOUNT,
+            lease_want_nanos=AMOUNT,
+        )
+
+    grown = run_concurrently([grow] * 200)
+
+    assert [g for g in grown if isinstance(g, Exception)] == []
+    leases = [g.lease_id for g in grown if g.granted_nanos]
+    assert len(leases) == 100
+    assert all(g.granted_nanos in (0, AMOUNT) for g in grown)
+    assert wallet_of(account)[2] == 100 * AMOUNT
+    assert ledger_check() == []
+
+    # Each worker's request is settled against its lease (at varying costs
+    # within it) and the rest given back, all at once.
+    costs = {lease: AMOUNT // 2 + i * 1000 for i, lease in enumerate(leases)}
+
+    def settle(lease):
+        return lambda: batch_settle(
+            account=account,
+            items=[BatchItem(costs[lease], on_lease=True)],
+            idempotency_key=new_key(),
+            lease_id=lease,
+            lease_return_nanos=AMOUNT - costs[lease],
+        )
+
+    settled = run_concurrently([settle(lease) for lease in leases])
+
+    assert [s for s in settled if isinstance(s, Exception)] == []
+    # Every cost is charged in full: each one's lease covers it.
+    assert [s.items[0].charged_nanos for s in settled] == list(costs.values())
+    assert all(s.lease_id is None for s in settled)
+    assert Hold.objects.filter(account=account, state=HoldState.ACTIVE).count() == 0
+    topup, bonus, held = wallet_of(account)
+    assert (topup + bonus, held) == (100 * AMOUNT - sum(costs.values()), 0)
+    usage = LedgerEntry.objects.filter(account=account, kind=EntryKind.USAGE)
+    assert -sum(e.amount_nanos for e in usage) == sum(costs.values())
     assert ledger_check() == []
     assert_ledger_whole(account)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from billing.errors import IdempotencyConflict, InsufficientCredits, InvalidAmount
-from billing.ledger.services import DebitRequest, balance_debit, balance_debit_many
+from billing.ledger.debits import DebitRequest, balance_debit, balance_debit_many
 from billing.models import EntryKind, LedgerEntry, LotSource, Pool
 from tests.billing.conftest import (
     USD,

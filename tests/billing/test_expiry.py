@@ -9,13 +9,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from billing.ledger.services import (
-    balance_debit,
-    hold_place,
-    hold_release,
-    lots_expire_due,
-    topup_credit,
-)
+from billing.ledger.debits import balance_debit
+from billing.ledger.expiry import lots_expire_due
+from billing.ledger.grants import topup_credit
+from billing.ledger.holds import hold_place, hold_release
 from billing.models import (
     CreditLot,
     EntryKind,

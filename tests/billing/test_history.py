@@ -10,15 +10,12 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import F
 
+from billing.ledger.debits import balance_debit
+from billing.ledger.expiry import lots_expire_due
+from billing.ledger.grants import topup_credit
+from billing.ledger.holds import hold_place, hold_settle
+from billing.ledger.reversals import entry_reverse
 from billing.ledger.selectors import breakdown_get, transactions_list
-from billing.ledger.services import (
-    balance_debit,
-    entry_reverse,
-    hold_place,
-    hold_settle,
-    lots_expire_due,
-    topup_credit,
-)
 from billing.models import (
     CreditLot,
     EntryKind,

@@ -10,14 +10,14 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import HoldNotFound, IdempotencyConflict, InsufficientCredits
-from billing.ledger.selectors import balance_get
-from billing.ledger.services import (
-    balance_debit,
+from billing.ledger.debits import balance_debit
+from billing.ledger.holds import (
     hold_place,
     hold_release,
     hold_settle,
     holds_sweep_stale,
 )
+from billing.ledger.selectors import balance_get
 from billing.models import EntryKind, Hold, HoldState, LedgerEntry, LotSource, Pool
 from tests.billing.conftest import (
     USD,

@@ -25,19 +25,18 @@ from hypothesis.stateful import (
 )
 
 from billing.errors import InsufficientCredits, ReversalRefused
-from billing.ledger.reconciliation import ledger_check
-from billing.ledger.selectors import balance_get, breakdown_get
-from billing.ledger.services import (
-    balance_debit,
-    credit_grant,
-    entry_reverse,
+from billing.ledger.debits import balance_debit
+from billing.ledger.expiry import lots_expire_due
+from billing.ledger.grants import credit_grant, topup_credit
+from billing.ledger.holds import (
     hold_place,
     hold_release,
     hold_settle,
     holds_sweep_stale,
-    lots_expire_due,
-    topup_credit,
 )
+from billing.ledger.reconciliation import ledger_check
+from billing.ledger.reversals import entry_reverse
+from billing.ledger.selectors import balance_get, breakdown_get
 from billing.models import (
     CreditLot,
     EntryKind,

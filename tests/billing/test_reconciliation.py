@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from billing.ledger.debits import balance_debit
+from billing.ledger.holds import hold_place
 from billing.ledger.reconciliation import CHECKS, ledger_check, ledger_reconcile
-from billing.ledger.services import balance_debit, hold_place
 from billing.models import ReconciliationRun
 from tests.billing.conftest import USD, assert_ledger_whole, grant, new_account
 from tests.conftest import new_key

@@ -8,14 +8,11 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import InsufficientCredits, InvalidAmount, ReversalRefused
-from billing.ledger.services import (
-    balance_debit,
-    entry_reverse,
-    hold_place,
-    hold_settle,
-    lots_expire_due,
-    topup_credit,
-)
+from billing.ledger.debits import balance_debit
+from billing.ledger.expiry import lots_expire_due
+from billing.ledger.grants import topup_credit
+from billing.ledger.holds import hold_place, hold_settle
+from billing.ledger.reversals import entry_reverse
 from billing.models import EntryKind, LedgerEntry, LotSource, Pool
 from tests.billing.conftest import (
     USD,

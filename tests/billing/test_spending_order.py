@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 
 from billing.errors import InsufficientCredits
-from billing.ledger.services import balance_debit, credit_grant, topup_credit
+from billing.ledger.debits import balance_debit
+from billing.ledger.grants import credit_grant, topup_credit
 from billing.models import CreditLot, EntryKind, LotSource, Pool
 from tests.billing.conftest import (
     USD,

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
+from billing.ledger.debits import balance_debit
 from billing.ledger.reconciliation import ledger_reconcile
-from billing.ledger.services import balance_debit
 from billing.ledger.sql_install import sql_check, sql_drift, sql_files, sql_install
 from tests.billing.conftest import USD
 from tests.conftest import new_key
@@ -50,7 +50,7 @@ def test_every_function_of_the_code_is_in_the_database_as_written(db):
     files = {f.path: f for f in sql_files()}
     assert {LEDGER, PROXY} <= set(files)
     # The parser sees the functions (a few of each file, by name).
-    assert {"billing_refuse_change", "billing_take", "billing_hold_settle"} <= set(
+    assert {"billing_refuse_change", "billing_take", "billing_batch"} <= set(
         files[LEDGER].functions
     )
     assert {"apikey_period_start", "proxy_batch"} <= set(files[PROXY].functions)

@@ -15,8 +15,8 @@ import urllib.request
 import pytest
 from djstripe.models import Event
 
+from billing.ledger.debits import balance_debit
 from billing.ledger.selectors import balance_get
-from billing.ledger.services import balance_debit
 from billing.models import TopUp, TopUpStatus
 from billing.payments import localstripe as local
 from billing.payments import stripe_gateway as gateway

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import User
-from billing.ledger.services import credit_grant
+from billing.ledger.grants import credit_grant
 from money import usd_to_nanos
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

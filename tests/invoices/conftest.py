@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, BillingProfile
-from billing.ledger.services import topup_credit
+from billing.ledger.grants import topup_credit
 from billing.models import TopUp, TopUpMethod, TopUpStatus
 from billing.payments.invoicing import topup_invoice_issue
 from invoices.models import Invoice

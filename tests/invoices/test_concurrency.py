@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from billing.ledger.services import topup_credit
+from billing.ledger.grants import topup_credit
 from billing.models import TopUp
 from billing.payments.invoicing import topup_invoice_issue
 from invoices.models import Invoice, InvoiceCounter

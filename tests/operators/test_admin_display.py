@@ -13,7 +13,7 @@ from accounts.models import Account, User
 from accounts.services import user_signup
 from apikeys.models import ApiKey
 from apikeys.services import key_create
-from billing.ledger.services import credit_grant
+from billing.ledger.grants import credit_grant
 from billing.models import LedgerEntry
 from money import usd_to_nanos
 from tests.conftest import PASSWORD, new_key

@@ -10,8 +10,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
+from billing.ledger.grants import credit_grant
+from billing.ledger.holds import hold_place
 from billing.ledger.selectors import balance_get
-from billing.ledger.services import credit_grant, hold_place
 from billing.models import (
     CreditLot,
     EntryKind,

@@ -13,9 +13,10 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apikeys.services import key_create
+from billing.ledger.debits import balance_debit
+from billing.ledger.grants import credit_grant
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
-from billing.ledger.services import balance_debit, credit_grant
 from billing.models import AutoTopUp, EntryKind, LedgerEntry, TopUp, TopUpStatus
 from billing.payments.services import (
     autotopup_configure,

@@ -313,7 +313,7 @@ def test_reconciliation_credits_a_payment_whose_webhook_was_lost(
 
 
 def _spend(account, usd: str):
-    from billing.ledger.services import balance_debit
+    from billing.ledger.debits import balance_debit
 
     balance_debit(account=account, amount_nanos=usd_to_nanos(usd), idempotency_key=usd)
 

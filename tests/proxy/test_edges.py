@@ -10,9 +10,9 @@ import openai
 import pytest
 from django.db import connection
 
+from billing.ledger.grants import credit_grant
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
-from billing.ledger.services import credit_grant
 from money import usd_to_nanos
 from proxy.models import RequestLog
 from tests.proxy.conftest import nothing_held

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -12,10 +14,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from apikeys.services import key_create
+from apikeys.services import key_create, key_update
+from billing.ledger.grants import credit_grant
+from billing.ledger.holds import holds_sweep_stale
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
-from billing.ledger.services import credit_grant, holds_sweep_stale
 from billing.models import Hold, HoldState
 from money import usd_to_nanos
 from proxy.models import RequestLog
@@ -258,4 +261,51 @@ def test_a_client_that_leaves_after_the_last_token_pays_upstream_s_exact_count(
     input_nanos = usd_to_nanos(PRICES["input"])
     output_nanos = usd_to_nanos(PRICES["output"])
     assert log.cost_nanos == -(-(40 * input_nanos + 508 * output_nanos) // 10**6)
+    assert ledger_check() == []
+
+
+def test_a_key_s_credit_limit_counts_its_holds_in_flight_until_they_are_swept(alice):
+    api_key = key_create(account=alice.account, name="limited").api_key
+    key_update(api_key=api_key, limit_nanos=usd_to_nanos("1"))
+
+    def hold_many(*amounts, expires):
+        items = [
+            {
+                "hold": str(uuid.uuid4()),
+                "api_key": api_key.pk,
+                "amount": usd_to_nanos(amount),
+                "expires": expires.isoformat(),
+                "reference": "req",
+            }
+            for amount in amounts
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT refusal, available FROM proxy_hold_many(%s, %s::jsonb)",
+                [alice.account.pk, json.dumps(items)],
+            )
+            return cursor.fetchall()
+
+    # The third request would pass the key's $1 with what the first two hold.
+    a_worker_died = timezone.now() - timedelta(seconds=1)
+    refusals = hold_many("0.4", "0.4", "0.4", expires=a_worker_died)
+    assert [refusal for refusal, _ in refusals] == [None, None, "key_limit_reached"]
+    assert refusals[2][1] == usd_to_nanos("0.2")
+    assert api_key.held_nanos == usd_to_nanos("0.8")
+    assert balance_get(account=alice.account).held_nanos == usd_to_nanos("0.8")
+    # Each hold names its key, in the proxy's terms; billing does not read it.
+    assert set(Hold.objects.values_list("owner", flat=True)) == {api_key.hold_owner}
+
+    # The sweep releases them: the key's limit is whole again, with no key row
+    # for billing to mend.
+    assert holds_sweep_stale() == 2
+    assert api_key.held_nanos == 0
+    assert balance_get(account=alice.account).held_nanos == 0
+    in_a_minute = timezone.now() + timedelta(minutes=1)
+    assert hold_many("1", expires=in_a_minute) == [(None, usd_to_nanos("49"))]
+    assert hold_many("0.01", expires=in_a_minute) == [("key_limit_reached", 0)]
+    # A balance too short is said first, before the key's limit.
+    assert hold_many("49.01", expires=in_a_minute) == [
+        ("insufficient_credits", usd_to_nanos("49"))
+    ]
     assert ledger_check() == []

@@ -15,9 +15,9 @@ import pytest
 
 from accounts.models import User
 from apikeys.services import key_create, key_update
+from billing.ledger.grants import credit_grant
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
-from billing.ledger.services import credit_grant
 from billing.models import Hold, HoldState
 from money import ceil_div, usd_to_nanos
 from proxy.models import RequestLog
@@ -72,7 +72,7 @@ def test_an_over_reporting_upstream_is_charged_no_more_than_the_hold(
     # A key with a credit limit holds on its own: a hold row per request.
     answer = client_for(limited.secret).chat.completions.create(**ask)
     assert answer.usage.completion_tokens == 10_000_000  # passed through as sent
-    own_hold = Hold.objects.get(api_key=limited.api_key)
+    own_hold = Hold.objects.get(owner=limited.api_key.hold_owner)
     expected = hold_for(upstream.requests()[-1]["body"], 1)
     assert own_hold.amount_nanos == expected
     assert expected < usd_to_nanos("0.001")

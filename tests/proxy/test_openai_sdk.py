@@ -239,7 +239,7 @@ def test_bad_requests_are_400_naming_the_parameter(alice_client):
 def test_insufficient_credits_is_402_and_says_what_the_balance_affords(
     bob, catalog, client_for
 ):
-    from billing.ledger.services import credit_grant
+    from billing.ledger.grants import credit_grant
 
     credit_grant(
         account=bob.account,

@@ -8,7 +8,7 @@ from accounts.models import Account, User
 from accounts.selectors import account_by_email
 from accounts.validators import unsafe_character, unsafe_character_message
 from billing.errors import BillingError
-from billing.ledger.services import GRANT_SOURCES, credit_grant
+from billing.ledger.grants import GRANT_SOURCES, credit_grant
 from money import MoneyError, format_usd, usd_to_nanos
 
 
