@@ -1,5 +1,6 @@
-"""Operators' view of API keys: read-only, except an action that disables
-keys with a reason (recorded with the operator). The digest is never shown."""
+"""Operators' view of API keys: read-only, except actions that disable keys
+with a reason and enable them again (each recorded as a key action with the
+operator). A key's page lists its history; the digest is never shown."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 from accounts.validators import plain_text_multiline
-from apikeys.models import ApiKey
+from apikeys.models import ApiKey, KeyAction
 from apikeys.services import key_disable_by_operator, key_enable_by_operator
 from money import format_usd
 
@@ -37,6 +38,59 @@ class DeletedFilter(admin.SimpleListFilter):
         if self.value() == "yes":
             return queryset.filter(deleted_at__isnull=False)
         return queryset
+
+
+def _limit(limit_nanos: int | None, reset: str) -> str:
+    if not limit_nanos:
+        return "—"
+    every = "" if reset == "none" else f" {reset}"
+    return f"{format_usd(limit_nanos, 9)}{every}"
+
+
+class KeyActionInline(admin.TabularInline):
+    """The key's history, newest first: every change of its status, credit
+    limit or existence, by whom and why. Read-only, as the table itself is."""
+
+    model = KeyAction
+    verbose_name_plural = "history"
+    extra = 0
+    can_delete = False
+    ordering = ("-at", "-id")
+    fields = (
+        "at",
+        "action",
+        "actor",
+        "reason",
+        "status_before",
+        "status_after",
+        "limit_before",
+        "limit_after",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+    def has_view_permission(self, request, obj=None):
+        # Whoever may see the key sees its history.
+        return request.user.has_perm("apikeys.view_apikey")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="limit before")
+    def limit_before(self, action: KeyAction) -> str:
+        return _limit(action.limit_nanos_before, action.limit_reset_before)
+
+    @admin.display(description="limit after")
+    def limit_after(self, action: KeyAction) -> str:
+        return _limit(action.limit_nanos_after, action.limit_reset_after)
 
 
 @admin.register(ApiKey)
@@ -78,6 +132,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "held",
     )
     readonly_fields = fields
+    inlines = [KeyActionInline]
     actions = ["disable_selected", "enable_selected"]
 
     def has_add_permission(self, request):

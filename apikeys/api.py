@@ -185,12 +185,12 @@ class KeyDetailView(AccountRequired, GenericAPIView):
         if "limit" in data:
             data["limit_nanos"] = data.pop("limit")
         try:
-            api_key = key_update(api_key=api_key, **data)
+            api_key = key_update(api_key=api_key, actor=request.user, **data)
         except ApiKey.DoesNotExist:  # deleted meanwhile
             raise NotFound("No such API key.") from None
         return Response(KeySerializer(api_key).data)
 
     @extend_schema(responses={204: OpenApiResponse(description="Deleted")})
     def delete(self, request, key_id):
-        key_delete(api_key=self.get_object())
+        key_delete(api_key=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -101,3 +101,47 @@ class ApiKey(models.Model):
         ).aggregate(total=Sum("amount_nanos"))["total"]
         return held or 0
 
+
+class KeyActionKind(models.TextChoices):
+    ENABLED = "enabled", "Enabled by its owner"
+    DISABLED = "disabled", "Disabled by its owner"
+    OPERATOR_ENABLED = "operator_enabled", "Enabled by an operator"
+    OPERATOR_DISABLED = "operator_disabled", "Disabled by an operator"
+    LIMIT_CHANGED = "limit_changed", "Credit limit changed"
+    DELETED = "deleted", "Deleted"
+
+
+class KeyAction(models.Model):
+    """One change of a key's status, credit limit or existence, by its owner or
+    an operator: who, when, why, and the key before and after. Written by the
+    services (``apikeys.services``) in the transaction of the change itself;
+    append-only (the database refuses UPDATE and DELETE), so a key's history is
+    kept where the key itself only says its present state."""
+
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.PROTECT, related_name="actions", db_index=False
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who acted: an operator, or the key's owner",
+    )
+    at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=20, choices=KeyActionKind.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    status_before = models.CharField(max_length=8, choices=KeyStatus.choices)
+    status_after = models.CharField(max_length=8, choices=KeyStatus.choices)
+    limit_nanos_before = models.BigIntegerField(null=True, blank=True)
+    limit_nanos_after = models.BigIntegerField(null=True, blank=True)
+    limit_reset_before = models.CharField(max_length=8, choices=LimitReset.choices)
+    limit_reset_after = models.CharField(max_length=8, choices=LimitReset.choices)
+
+    class Meta:
+        verbose_name = "key action"
+        indexes = [models.Index(fields=["api_key", "at"], name="keyaction_key_at")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,4 +1,6 @@
-"""Every write to API keys."""
+"""Every write to API keys. A change of a key's status, credit limit or
+existence also writes its ``KeyAction`` (who, when, why, before and after), in
+the same transaction."""
 
 from __future__ import annotations
 
@@ -12,7 +14,14 @@ from django.utils import timezone
 from accounts.models import Account, User
 from accounts.validators import unsafe_character, unsafe_character_message
 from apikeys.errors import ApiKeyError
-from apikeys.models import ApiKey, KeyKind, KeyStatus, LimitReset
+from apikeys.models import (
+    ApiKey,
+    KeyAction,
+    KeyActionKind,
+    KeyKind,
+    KeyStatus,
+    LimitReset,
+)
 from apikeys.secrets import (
     MANAGEMENT_PREFIX,
     PAYG_PREFIX,
@@ -29,6 +38,42 @@ NAME_MAX = 100
 class CreatedKey:
     api_key: ApiKey
     secret: str  # shown once, never stored
+
+
+@dataclass(frozen=True)
+class _KeyState:
+    """What a key action records of a key, before and after."""
+
+    status: str
+    limit_nanos: int | None
+    limit_reset: str
+
+    @classmethod
+    def of(cls, api_key: ApiKey) -> _KeyState:
+        return cls(api_key.status, api_key.limit_nanos, api_key.limit_reset)
+
+
+def _action_record(
+    *,
+    api_key: ApiKey,
+    action: KeyActionKind,
+    before: _KeyState,
+    after: _KeyState,
+    actor: User | None,
+    reason: str = "",
+) -> KeyAction:
+    return KeyAction.objects.create(
+        api_key=api_key,
+        actor=actor,
+        action=action,
+        reason=reason,
+        status_before=before.status,
+        status_after=after.status,
+        limit_nanos_before=before.limit_nanos,
+        limit_nanos_after=after.limit_nanos,
+        limit_reset_before=before.limit_reset,
+        limit_reset_after=after.limit_reset,
+    )
 
 
 @transaction.atomic
@@ -68,12 +113,15 @@ def key_update(
     status: KeyStatus | str | None = None,
     limit_nanos: int | None | object = _UNSET,
     limit_reset: LimitReset | str | None = None,
+    actor: User | None = None,
 ) -> ApiKey:
-    """Rename, enable or disable, or change the credit limit of a key.
+    """Rename, enable or disable, or change the credit limit of a key, by its
+    owner (``actor``). A change of status or limit is recorded as an action.
 
     Lock the key row: a concurrent settle adds to its usage under the same lock.
     """
     api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk, deleted_at=None)
+    before = _KeyState.of(api_key)
     fields = []
     if name is not None:
         api_key.name = _clean_name(name)
@@ -106,6 +154,26 @@ def key_update(
         fields += ["limit_nanos", "limit_reset", "period_start", "period_used_nanos"]
     if fields:
         api_key.save(update_fields=fields)
+    # One action per change: the status's, then the limit's.
+    after = _KeyState.of(api_key)
+    between = _KeyState(after.status, before.limit_nanos, before.limit_reset)
+    if before.status != after.status:
+        action = (
+            KeyActionKind.ENABLED
+            if after.status == KeyStatus.ENABLED
+            else KeyActionKind.DISABLED
+        )
+        _action_record(
+            api_key=api_key, action=action, before=before, after=between, actor=actor
+        )
+    if between != after:
+        _action_record(
+            api_key=api_key,
+            action=KeyActionKind.LIMIT_CHANGED,
+            before=between,
+            after=after,
+            actor=actor,
+        )
     return api_key
 
 
@@ -115,19 +183,43 @@ def key_disable_by_operator(*, api_key: ApiKey, operator: User, reason: str) -> 
     if not reason:
         raise ApiKeyError("a reason is required to disable a key")
     api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    before = _KeyState.of(api_key)
     api_key.status = KeyStatus.DISABLED
     api_key.disabled_reason = reason[:500]
     api_key.disabled_by = operator
     api_key.save(update_fields=["status", "disabled_reason", "disabled_by"])
+    _action_record(
+        api_key=api_key,
+        action=KeyActionKind.OPERATOR_DISABLED,
+        before=before,
+        after=_KeyState.of(api_key),
+        actor=operator,
+        reason=reason[:500],
+    )
     return api_key
 
 
 @transaction.atomic
-def key_delete(*, api_key: ApiKey) -> None:
+def key_delete(*, api_key: ApiKey, actor: User | None = None) -> None:
     """Delete a key: it stops working at once and leaves the lists, but its row
-    stays so that request logs and usage keep naming it."""
-    ApiKey.objects.filter(pk=api_key.pk, deleted_at=None).update(
-        deleted_at=timezone.now(), status=KeyStatus.DISABLED
+    stays so that request logs, usage and its history keep naming it."""
+    api_key = (
+        ApiKey.objects.select_for_update()
+        .filter(pk=api_key.pk, deleted_at=None)
+        .first()
+    )
+    if api_key is None:
+        return  # deleted already
+    before = _KeyState.of(api_key)
+    api_key.deleted_at = timezone.now()
+    api_key.status = KeyStatus.DISABLED
+    api_key.save(update_fields=["deleted_at", "status"])
+    _action_record(
+        api_key=api_key,
+        action=KeyActionKind.DELETED,
+        before=before,
+        after=_KeyState.of(api_key),
+        actor=actor,
     )
 
 
@@ -174,11 +266,24 @@ def _bad(field: str, value, choices):
 
 
 @transaction.atomic
-def key_enable_by_operator(*, api_key: ApiKey, operator: User) -> ApiKey:
-    """Lift an operator's block (the customer cannot)."""
+def key_enable_by_operator(
+    *, api_key: ApiKey, operator: User, reason: str = ""
+) -> ApiKey:
+    """Lift an operator's block (the customer cannot). The key's
+    ``disabled_by`` and ``disabled_reason`` say its present state only; the
+    block stays in its actions."""
     api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk, deleted_at=None)
+    before = _KeyState.of(api_key)
     api_key.status = KeyStatus.ENABLED
     api_key.disabled_reason = ""
     api_key.disabled_by = None
     api_key.save(update_fields=["status", "disabled_reason", "disabled_by"])
+    _action_record(
+        api_key=api_key,
+        action=KeyActionKind.OPERATOR_ENABLED,
+        before=before,
+        after=_KeyState.of(api_key),
+        actor=operator,
+        reason=(reason or "").strip()[:500],
+    )
     return api_key

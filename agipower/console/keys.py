@@ -118,7 +118,7 @@ def key_edit(request, account: Account, key_id: int):
                 changes["limit_nanos"] = form.cleaned_data["limit"]
                 changes["limit_reset"] = form.cleaned_data["limit_reset"]
             try:
-                key_update(api_key=api_key, **changes)
+                key_update(api_key=api_key, actor=request.user, **changes)
             except ApiKey.DoesNotExist:
                 raise Http404("No such API key") from None
             except ApiKeyError as exc:
@@ -145,7 +145,7 @@ def key_status(request, account: Account, key_id: int):
         messages.error(request, "Choose enabled or disabled.")
         return redirect("keys:list")
     try:
-        key_update(api_key=api_key, status=new_status)
+        key_update(api_key=api_key, status=new_status, actor=request.user)
     except ApiKey.DoesNotExist:
         raise Http404("No such API key") from None
     except ApiKeyError:
@@ -169,7 +169,7 @@ def key_delete_view(request, account: Account, key_id: int):
     """GET asks for confirmation; POST deletes."""
     api_key = _key_or_404(account, key_id)
     if request.method == "POST":
-        key_delete(api_key=api_key)
+        key_delete(api_key=api_key, actor=request.user)
         messages.success(
             request, f"Deleted “{api_key.name}”. It no longer works anywhere."
         )
