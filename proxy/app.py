@@ -215,7 +215,9 @@ class ProxyApp(ProxyWorker):
         if price is None:
             raise model_not_found(f"The model '{model_id}' has no price yet")
         call.price = price
-        stream = request.get("stream", False)
+        stream = request.get("stream")
+        if stream is None:
+            stream = False  # OpenAI's default, also when sent as null
         if not isinstance(stream, bool):
             raise bad_request("'stream' must be true or false", "stream")
         call.streamed = stream

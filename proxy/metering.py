@@ -39,7 +39,9 @@ def meter(call: Call, reported, outputs: Iterable[dict]) -> None:
     object) if it sent one, else ``outputs`` (the messages or deltas the client
     received) and the prompt counted offline."""
     usage = usage_from(reported)
-    if usage is None:
+    if usage is None or not usage.counted:
+        # No usage object, or one that counts nothing (``{}``, counts that are
+        # not numbers): what was delivered is counted here instead.
         usage = usage_estimate(call, outputs)
     call.usage = usage
     call.cost = usage_cost(usage, call.price)

@@ -39,6 +39,11 @@ class Usage:
     reasoning_tokens: int = 0
     estimated: bool = False
 
+    @property
+    def counted(self) -> bool:
+        """Whether it counts any token at all."""
+        return bool(self.prompt_tokens or self.completion_tokens)
+
 
 def chat_prompt_bound(
     *,
@@ -59,13 +64,17 @@ def chat_prompt_bound(
     its UTF-8 length or longer (quotes and escapes only add), plus the keys and
     brackets around them, which outnumber the few tokens of chat formatting per
     message. An image is not read as text: its URL's bytes are taken out and
-    ``IMAGE_TOKEN_ALLOWANCE`` counted instead. A file (a PDF's pages become
-    images as well as text) has no bound from its bytes, so a prompt with a file
-    is bounded by the model's context length, as every prompt is."""
-    if files:
-        return context_length
+    ``IMAGE_TOKEN_ALLOWANCE`` counted instead.
+
+    The bound is not cut at the catalog's context length: that number is ours,
+    and a provider may accept (and bill) more than it says, so only the bytes
+    bound what a request can cost. A file (a PDF's pages become images as well
+    as text) has no bound from its bytes alone: a prompt with one is bounded by
+    the larger of its bytes and the model's context length."""
     bound = request_bytes - image_url_bytes + images * IMAGE_TOKEN_ALLOWANCE
-    return min(bound, context_length)
+    if files:
+        return max(bound, request_bytes, context_length)
+    return bound
 
 
 def output_allowance(request: dict, model: Model) -> int:
