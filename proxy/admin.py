@@ -230,6 +230,7 @@ class CatalogModelForm(forms.ModelForm):
             "context_length",
             "max_output_tokens",
             "tokenizer",
+            "image_tokens_max",
             "active",
         )
 

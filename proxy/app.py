@@ -249,6 +249,7 @@ class ProxyApp(ProxyWorker):
                 request_bytes=len(upstream_body),
                 images=prompt.images,
                 image_url_bytes=prompt.image_url_bytes,
+                image_tokens_max=model.image_tokens_max,
                 files=prompt.files,
                 context_length=model.context_length,
             )

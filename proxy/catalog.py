@@ -37,6 +37,8 @@ class Model:
     context_length: int
     max_output_tokens: int
     tokenizer: str
+    # The most prompt tokens one image may cost: the hold counts this per image.
+    image_tokens_max: int
     created: datetime
     provider: Upstream
     # (effective_from, price), newest first
@@ -51,8 +53,8 @@ class Model:
 
 CATALOG_SQL = """
     SELECT m.id, m.upstream, m.kind, m.context_length, m.max_output_tokens,
-           m.tokenizer, m.created_at, p.name, p.base_url, p.api_key_env,
-           p.connect_timeout_seconds, p.read_timeout_seconds,
+           m.tokenizer, m.image_tokens_max, m.created_at, p.name, p.base_url,
+           p.api_key_env, p.connect_timeout_seconds, p.read_timeout_seconds,
            coalesce(array_agg(mp.effective_from ORDER BY mp.effective_from DESC)
                     FILTER (WHERE mp.id IS NOT NULL), '{}'),
            coalesce(array_agg(ARRAY[mp.input_nanos, mp.cached_input_nanos,
@@ -75,7 +77,8 @@ async def catalog_read(pool: AsyncConnectionPool) -> dict[str, Model]:
     providers: dict[str, Upstream] = {}
     models = {}
     for row in rows:
-        (model_id, upstream, kind, context_length, max_output, tokenizer, created,
+        (model_id, upstream, kind, context_length, max_output, tokenizer,
+         image_tokens_max, created,
          provider_name, base_url, key_env, connect_timeout, read_timeout,
          effective, prices) = row  # fmt: skip
         provider = providers.setdefault(
@@ -95,6 +98,7 @@ async def catalog_read(pool: AsyncConnectionPool) -> dict[str, Model]:
             context_length=context_length,
             max_output_tokens=max_output,
             tokenizer=tokenizer,
+            image_tokens_max=image_tokens_max,
             created=created,
             provider=provider,
             prices=tuple(

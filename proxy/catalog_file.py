@@ -41,6 +41,7 @@ _MODEL_KEYS = {
     "context_length",
     "max_output_tokens",
     "tokenizer",
+    "image_tokens_max",
     "prices_per_million_usd",
     "active",
 }
@@ -51,6 +52,7 @@ _NAME_MAX = Provider._meta.get_field("name").max_length
 _URL_MAX = Provider._meta.get_field("base_url").max_length
 _ENV_MAX = Provider._meta.get_field("api_key_env").max_length
 _POSITIVE_INT_MAX = 2_147_483_647  # PositiveIntegerField on PostgreSQL
+_IMAGE_TOKENS_DEFAULT = CatalogModel._meta.get_field("image_tokens_max").default
 
 
 class CatalogError(Exception):
@@ -329,6 +331,15 @@ def _model_spec(
             where,
             f"tokenizer must be one of {', '.join(TOKENIZERS)}, not {tokenizer!r}",
         )
+    # Absent means the default, so that reloading a file without the key sets
+    # a model back to it, like every other optional key.
+    image_tokens_max = entry.get("image_tokens_max", _IMAGE_TOKENS_DEFAULT)
+    if not _is_int(image_tokens_max) or not 0 < image_tokens_max <= _POSITIVE_INT_MAX:
+        problems.add(
+            where,
+            "image_tokens_max must be a positive whole number of tokens (the "
+            f"most one image may cost on this model), not {image_tokens_max!r}",
+        )
     active = entry.get("active", True)
     if not isinstance(active, bool):
         problems.add(where, f"active must be true or false, not {active!r}")
@@ -345,6 +356,7 @@ def _model_spec(
             "context_length": context_length,
             "max_output_tokens": max_output,
             "tokenizer": tokenizer,
+            "image_tokens_max": image_tokens_max,
             "active": active,
         },
         prices=prices,

@@ -54,6 +54,11 @@ class CatalogModel(models.Model):
         default="o200k_base",
         help_text="tiktoken encoding used to count output when usage is estimated",
     )
+    image_tokens_max = models.PositiveIntegerField(
+        default=2_000,
+        help_text="the most prompt tokens one image may cost on this model "
+        "(its hold counts this per image)",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -13,9 +13,11 @@ if TYPE_CHECKING:
     from proxy.catalog import Model
 
 TOKENS_PER_PRICE_UNIT = 1_000_000  # prices are per 1M tokens
-# An image in a prompt counts as this many tokens in the hold (the largest
-# OpenAI-style image costs fewer); it is only an upper bound, settled at the
-# real count.
+# The default of a model's ``image_tokens_max``: what an image in a prompt
+# counts in the hold when the catalog says nothing else. It bounds the tile
+# pricing of gpt-4o, gpt-4.1 and gpt-5 and Claude's ~1,600; models that bill
+# more per image (gpt-4o-mini, up to 48,169) carry their own in the catalog.
+# Only the hold counts it: a request is settled at the real count.
 IMAGE_TOKEN_ALLOWANCE = 2_000
 MAX_CHOICES = 128
 
@@ -52,6 +54,7 @@ def chat_prompt_bound(
     image_url_bytes: int,
     files: int,
     context_length: int,
+    image_tokens_max: int = IMAGE_TOKEN_ALLOWANCE,
 ) -> int:
     """An upper bound of a chat request's prompt tokens, from the request as
     parsed and serialized again (``request_bytes``: the UTF-8 length of the
@@ -64,14 +67,18 @@ def chat_prompt_bound(
     its UTF-8 length or longer (quotes and escapes only add), plus the keys and
     brackets around them, which outnumber the few tokens of chat formatting per
     message. An image is not read as text: its URL's bytes are taken out and
-    ``IMAGE_TOKEN_ALLOWANCE`` counted instead.
+    ``image_tokens_max`` counted instead, the most one image may cost on the
+    model (the catalog's ``image_tokens_max``; ``IMAGE_TOKEN_ALLOWANCE`` when
+    not given). It has to be the model's worst case (its highest detail, its
+    largest image), since a hold caps the charge: an allowance below what the
+    provider bills is a loss on every such image.
 
     The bound is not cut at the catalog's context length: that number is ours,
     and a provider may accept (and bill) more than it says, so only the bytes
     bound what a request can cost. A file (a PDF's pages become images as well
     as text) has no bound from its bytes alone: a prompt with one is bounded by
     the larger of its bytes and the model's context length."""
-    bound = request_bytes - image_url_bytes + images * IMAGE_TOKEN_ALLOWANCE
+    bound = request_bytes - image_url_bytes + images * image_tokens_max
     if files:
         return max(bound, request_bytes, context_length)
     return bound

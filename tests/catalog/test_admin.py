@@ -56,6 +56,7 @@ def _model_form(price_version_id, **extra) -> dict:
         "context_length": "400000",
         "max_output_tokens": "128000",
         "tokenizer": "o200k_base",
+        "image_tokens_max": "2000",
         "active": "on",
         "prices-TOTAL_FORMS": "2",
         "prices-INITIAL_FORMS": "1",
