@@ -397,6 +397,18 @@ def test_every_documented_message_shape_is_forwarded(alice, alice_client, upstre
     assert RequestLog.objects.get().status == 200
 
 
+def test_stream_null_is_openais_default_not_an_error(alice, alice_key, platform):
+    body = {
+        "model": "fake/gpt",
+        "stream": None,
+        "messages": [{"role": "user", "content": "#upstream completion_tokens=2"}],
+    }
+    response = post(platform, alice_key.secret, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "tok tok"
+    assert RequestLog.objects.get().streamed is False
+
+
 # --- a deactivated user's keys ---------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import json
 from types import SimpleNamespace
 
 from proxy import metering
-from proxy.pricing import Price, Usage
+from proxy.pricing import Price, Usage, chat_prompt_bound
 from proxy.streaming import SseRelay
 from proxy.tokenizer import count_tokens
 
@@ -90,3 +90,35 @@ def test_odd_shapes_from_upstream_count_as_nothing():
 def test_the_charge_never_exceeds_the_hold():
     assert metering.charge(cost=120, held=100) == 100
     assert metering.charge(cost=80, held=100) == 80
+
+
+def test_a_usage_object_that_counts_nothing_is_counted_offline():
+    # ``{}`` or counts that are not numbers: the delivered output is not free.
+    for reported in ({}, {"prompt_tokens": "7", "completion_tokens": None}):
+        call = call_for({"messages": [{"role": "user", "content": "hi"}]})
+        metering.meter(
+            call,
+            reported,
+            metering.answer_messages({"choices": [{"message": MESSAGE}]}),
+        )
+        assert call.usage.estimated
+        assert call.usage.completion_tokens == count_tokens(
+            'first think it overthe answerlookup{"q": "tok"}'
+        )
+        assert call.cost > 0
+
+
+def test_the_prompt_bound_is_not_cut_at_the_catalogs_context_length():
+    # The catalog's context length is ours; a provider may take (and bill)
+    # more, so only the request's bytes bound its prompt.
+    bound = chat_prompt_bound(
+        request_bytes=300_000,
+        images=0,
+        image_url_bytes=0,
+        files=0,
+        context_length=200_000,
+    )
+    assert bound == 300_000
+    with_file = dict(request_bytes=500_000, images=0, image_url_bytes=0, files=1)
+    assert chat_prompt_bound(**with_file, context_length=200_000) == 500_000
+    assert chat_prompt_bound(**with_file, context_length=1_000_000) == 1_000_000
