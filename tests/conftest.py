@@ -1,27 +1,39 @@
-"""The named world of the tests: alice (a customer with credits), bob (another
-customer) and ops (staff)."""
+"""The fixtures every folder shares: the named world (alice, a customer with
+credits; bob, another customer; ops, staff), a private cache, eager tasks and
+quick password hashes in every test, the test database's setup and release, the
+fake upstream with a catalog priced for it, and localstripe.
+
+The helpers these fixtures call, and that tests import, are in tests/support;
+a test module never imports a conftest.py."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
+import stripe
 from django.core.cache import cache
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
 from accounts.services import user_signup
 from agipower.celery import app as celery_app
-from billing.ledger.grants import credit_grant
-from billing.models import LotSource
+from billing.payments.localstripe import (
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    WEBHOOK_PATH,
+    WEBHOOK_SECRET,
+    LocalStripe,
+)
 from money import usd_to_nanos
-
-PASSWORD = "correct horse battery staple"
-_keys = itertools.count()
-
-
-def new_key(prefix: str = "test") -> str:
-    return f"{prefix}-{next(_keys)}"
+from proxy.models import CatalogModel, ModelPrice, Provider
+from tests.support.payments import (
+    VISA,
+    StripeWebhooks,
+    browser_card_confirm,
+    localstripe_server,
+)
+from tests.support.proxy import PRICES
+from tests.support.world import PASSWORD, grant
+from tests.upstream.process import UpstreamProcess
 
 
 @receiver(connection_created, dispatch_uid="tests.flush_may_truncate")
@@ -57,6 +69,9 @@ def _isolated(settings):
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # PBKDF2 at full strength costs ~0.3 s a hash, and the named world signs up
+    # in most tests: no test here is about the hash's strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     yield
     cache.clear()
@@ -66,14 +81,7 @@ def _isolated(settings):
 def alice(db):
     """A customer with $50 of gift credits."""
     user = user_signup(email="alice@example.com", password=PASSWORD, full_name="Alice")
-    credit_grant(
-        account=user.account,
-        source=LotSource.GIFT,
-        amount_nanos=usd_to_nanos("50"),
-        reason="welcome gift",
-        actor=None,
-        idempotency_key=new_key("gift"),
-    )
+    grant(user, "50", reason="welcome gift")
     return user
 
 
@@ -106,3 +114,105 @@ def _test_database_released(django_db_setup, django_db_blocker):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+# --- the fake upstream and a catalog priced for it (tests/support/proxy.py) ---
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    with UpstreamProcess(api_key="sk-upstream-test") as process:
+        yield process
+
+
+@pytest.fixture
+def catalog(transactional_db, upstream):
+    provider = Provider.objects.create(
+        name="fake",
+        base_url=upstream.base_url,
+        api_key_env="FAKE_UPSTREAM_KEY",
+        read_timeout_seconds=5,
+    )
+    chat = CatalogModel.objects.create(
+        id="fake/gpt",
+        provider=provider,
+        upstream="gpt-upstream",
+        context_length=200_000,
+        max_output_tokens=8_192,
+    )
+    embed = CatalogModel.objects.create(
+        id="fake/embed",
+        provider=provider,
+        upstream="embed-upstream",
+        kind="embedding",
+        context_length=8_192,
+        max_output_tokens=0,
+    )
+    for model in (chat, embed):
+        ModelPrice.objects.create(
+            model=model,
+            input_nanos=usd_to_nanos(PRICES["input"]),
+            cached_input_nanos=usd_to_nanos(PRICES["cached_input"]),
+            cache_write_nanos=usd_to_nanos(PRICES["cache_write"]),
+            output_nanos=usd_to_nanos(PRICES["output"]),
+        )
+    return {"chat": chat, "embed": embed}
+
+
+# --- localstripe (tests/support/payments.py) -----------------------------------
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> LocalStripe:
+    """One localstripe server per test process, shared by every folder;
+    ``.api_base``, ``.js_url``, ``.flush()``..."""
+    return localstripe_server()
+
+
+@pytest.fixture
+def stripe_settings(settings, localstripe):
+    """Stripe keys shaped like real test keys, and ``STRIPE_API_BASE`` and
+    ``STRIPE_JS_URL`` pointed at localstripe, for one test."""
+    settings.STRIPE_SECRET_KEY = SECRET_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = PUBLISHABLE_KEY
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.STRIPE_API_BASE = localstripe.api_base
+    settings.STRIPE_JS_URL = localstripe.js_url
+    settings.STRIPE_LIVE_MODE = False
+    api_base = stripe.api_base
+    # For the tests' own calls too (the gateway sets it on every call).
+    stripe.api_base = localstripe.api_base
+    yield settings
+    # The gateway sets it on every call; leave no localstripe address behind.
+    stripe.api_base = api_base
+
+
+@pytest.fixture
+def stripe_webhooks(live_server, stripe_settings, localstripe):
+    """localstripe posts its events to ``live_server.url + "/stripe/webhook/"``
+    signed with the test secret (hence a transactional database); afterwards
+    the endpoint is forgotten, posts in flight are waited for and localstripe's
+    data is flushed. Its ``wait_for`` polls for what a webhook should have
+    done."""
+    url = live_server.url + WEBHOOK_PATH
+    webhook_id = localstripe.register_webhook(url, WEBHOOK_SECRET)
+    yield StripeWebhooks(url=url, secret=WEBHOOK_SECRET, localstripe=localstripe)
+    localstripe.unregister_webhook(webhook_id)
+    # Before the test database is emptied: no post may still be writing.
+    localstripe.deliveries_wait()
+    localstripe.flush()
+
+
+@pytest.fixture
+def card_save(localstripe, stripe_settings):
+    """Save a card on an account the way the console does: a SetupIntent,
+    confirmed by Stripe.js, then the card list."""
+    from billing.payments import stripe_gateway as gateway
+
+    def save(account, number: str = VISA):
+        intent = gateway.setup_intent_create(account=account)
+        confirmed = browser_card_confirm(localstripe, intent, number)
+        cards = {card.id: card for card in gateway.cards_list(account=account)}
+        return cards[confirmed["payment_method"]]
+
+    return save

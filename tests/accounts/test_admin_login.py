@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.support.world import PASSWORD
 
 LIMIT = 5
 ADDRESS_LIMIT = 12

@@ -7,25 +7,13 @@ from datetime import UTC
 import pytest
 
 from billing.ledger.debits import balance_debit
-from billing.ledger.grants import credit_grant
 from billing.ledger.holds import hold_place
 from billing.models import EntryKind, LedgerEntry, LotSource
 from money import usd_to_nanos
 from tests.accounts import pages
-from tests.conftest import new_key
+from tests.support.world import grant, new_key
 
 PAYG = "/console/pay-as-you-go"
-
-
-def grant(user, usd, *, source=LotSource.GIFT, reason="welcome"):
-    return credit_grant(
-        account=user.account,
-        source=source,
-        amount_nanos=usd_to_nanos(usd),
-        reason=reason,
-        actor=None,
-        idempotency_key=new_key("grant"),
-    )
 
 
 @pytest.mark.django_db

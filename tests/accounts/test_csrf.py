@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
 
-from tests.conftest import PASSWORD
+from tests.support.world import PASSWORD
 
 
 @pytest.fixture

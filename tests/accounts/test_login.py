@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.support.world import PASSWORD
 
 PAYG = "/console/pay-as-you-go"
 

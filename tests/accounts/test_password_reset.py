@@ -5,7 +5,7 @@ import re
 import pytest
 from django.core import mail
 
-from tests.conftest import PASSWORD
+from tests.support.world import PASSWORD
 
 NEW_PASSWORD = "quartz-meadow-ferry-81"
 

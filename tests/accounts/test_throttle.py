@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from accounts import throttle
-from tests.conftest import PASSWORD
+from tests.support.world import PASSWORD
 
 LIMIT = 5
 ADDRESS_LIMIT = 12

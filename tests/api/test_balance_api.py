@@ -10,7 +10,7 @@ from billing.ledger.grants import topup_credit
 from billing.ledger.holds import hold_place
 from billing.models import EntryKind
 from money import usd_to_nanos
-from tests.conftest import new_key
+from tests.support.world import new_key
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Account, User
 from billing.models import Wallet
-from tests.conftest import PASSWORD
+from tests.support.world import PASSWORD, grant
 
 ZERO = "0.000000000"
 
@@ -176,18 +176,8 @@ def test_an_operator_has_no_billing_profile_until_one_is_saved(root):
 def test_an_account_whose_wallet_is_missing_reads_zero_and_opens_it_on_a_credit(
     bob,
 ):
-    from billing.ledger.grants import credit_grant
-    from billing.models import LotSource
-
     Wallet.objects.filter(account=bob.account).delete()
     assert signed_in(bob).get("/api/v1/balance").json()["total_credits"] == ZERO
 
-    credit_grant(
-        account=bob.account,
-        source=LotSource.GIFT,
-        amount_nanos=5_000_000_000,
-        reason="welcome",
-        actor=None,
-        idempotency_key="gift-1",
-    )
+    grant(bob, 5_000_000_000, reason="welcome")
     assert Wallet.objects.get(account=bob.account).bonus_nanos == 5_000_000_000

@@ -10,8 +10,8 @@ from django.db import DatabaseError, connection, transaction
 
 from billing.ledger.debits import balance_debit
 from billing.models import LedgerEntry, LotMovement
-from tests.billing.conftest import USD, assert_ledger_whole, counts
-from tests.conftest import new_key
+from tests.support.ledger import USD, assert_ledger_whole, counts
+from tests.support.world import new_key
 
 STATEMENTS = [
     "UPDATE billing_ledgerentry SET amount_nanos = amount_nanos * 2,"

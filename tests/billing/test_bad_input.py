@@ -16,8 +16,8 @@ from billing.ledger.holds import hold_place, hold_settle
 from billing.ledger.reversals import entry_reverse
 from billing.models import LotSource, Pool
 from money import MAX_NANOS
-from tests.billing.conftest import USD, assert_ledger_whole, counts, grant, wallet_of
-from tests.conftest import new_key
+from tests.support.ledger import USD, assert_ledger_whole, counts, wallet_of
+from tests.support.world import grant, new_key
 
 NOT_INTS = [
     (1.5, "not float"),

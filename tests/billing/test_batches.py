@@ -11,17 +11,15 @@ import pytest
 from billing.errors import HoldNotFound, InvalidAmount
 from billing.ledger.holds import BatchItem, batch_settle, hold_place
 from billing.models import EntryKind, Hold, HoldState, LedgerEntry, LotSource, Pool
-from tests.billing.conftest import (
+from tests.support.ledger import (
     USD,
     assert_ledger_whole,
     counts,
-    grant,
     lot_of,
     movements_of,
-    new_account,
     wallet_of,
 )
-from tests.conftest import new_key
+from tests.support.world import grant, new_account, new_key
 
 
 def settle(account, items, **lease):

@@ -27,14 +27,9 @@ from billing.models import (
     LotSource,
     Pool,
 )
-from tests.billing.conftest import (
-    assert_ledger_whole,
-    grant,
-    new_account,
-    run_concurrently,
-    wallet_of,
-)
-from tests.conftest import new_key
+from tests.support.ledger import assert_ledger_whole, wallet_of
+from tests.support.threads import run_concurrently
+from tests.support.world import grant, new_account, new_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,15 +8,15 @@ import pytest
 from billing.errors import IdempotencyConflict, InsufficientCredits, InvalidAmount
 from billing.ledger.debits import DebitRequest, balance_debit, balance_debit_many
 from billing.models import EntryKind, LedgerEntry, LotSource, Pool
-from tests.billing.conftest import (
+from tests.support.ledger import (
     USD,
     assert_ledger_whole,
     counts,
-    grant,
     lot_of,
     movements_of,
     wallet_of,
 )
+from tests.support.world import grant
 
 
 def test_a_batch_charges_in_order_and_refuses_each_debit_on_its_own(customer):

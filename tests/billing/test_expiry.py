@@ -21,18 +21,16 @@ from billing.models import (
     LotSource,
     Pool,
 )
-from tests.billing.conftest import (
+from tests.support.ledger import (
     USD,
     assert_ledger_whole,
-    grant,
     lot_of,
     movements_of,
-    new_account,
     remaining,
-    run_concurrently,
     wallet_of,
 )
-from tests.conftest import new_key
+from tests.support.threads import run_concurrently
+from tests.support.world import grant, new_account, new_key
 
 
 def expiries(account):

@@ -25,8 +25,8 @@ from billing.models import (
     Pool,
     Wallet,
 )
-from tests.billing.conftest import USD, assert_ledger_whole, grant, lot_of, wallet_of
-from tests.conftest import new_key
+from tests.support.ledger import USD, assert_ledger_whole, lot_of, wallet_of
+from tests.support.world import grant, new_key
 
 
 def at(

@@ -19,17 +19,16 @@ from billing.ledger.holds import (
 )
 from billing.ledger.selectors import balance_get
 from billing.models import EntryKind, Hold, HoldState, LedgerEntry, LotSource, Pool
-from tests.billing.conftest import (
+from tests.support.ledger import (
     USD,
     assert_ledger_whole,
     counts,
-    grant,
     lot_of,
     movements_of,
     remaining,
     wallet_of,
 )
-from tests.conftest import new_key
+from tests.support.world import grant, new_key
 
 
 def state_of(hold) -> str:

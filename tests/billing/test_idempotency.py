@@ -10,18 +10,11 @@ from django.conf import settings
 
 from billing.errors import IdempotencyConflict
 from billing.ledger.debits import balance_debit
-from billing.ledger.grants import credit_grant, topup_credit
+from billing.ledger.grants import topup_credit
 from billing.models import CreditLot, EntryKind, LedgerEntry, LotSource, Pool
-from tests.billing.conftest import (
-    USD,
-    assert_ledger_whole,
-    counts,
-    grant,
-    new_account,
-    run_concurrently,
-    wallet_of,
-)
-from tests.conftest import new_key
+from tests.support.ledger import USD, assert_ledger_whole, counts, wallet_of
+from tests.support.threads import run_concurrently
+from tests.support.world import grant, new_account, new_key
 
 
 def entries_with(account, key):
@@ -29,14 +22,9 @@ def entries_with(account, key):
 
 
 def give(account, key, amount=5 * USD, source=LotSource.GIFT, **kwargs):
-    return credit_grant(
-        account=account,
-        source=source,
-        amount_nanos=amount,
-        reason="goodwill",
-        actor=None,
-        idempotency_key=key,
-        **kwargs,
+    """A grant under this idempotency key."""
+    return grant(
+        account, amount, source, reason="goodwill", idempotency_key=key, **kwargs
     )
 
 

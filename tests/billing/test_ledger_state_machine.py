@@ -47,8 +47,8 @@ from billing.models import (
     Pool,
 )
 from money import percent_of
-from tests.billing.conftest import movements_of, new_account
-from tests.conftest import new_key
+from tests.support.ledger import movements_of
+from tests.support.world import new_account, new_key
 
 amounts = st.integers(min_value=1, max_value=2_000)
 GRANT_SOURCES = [

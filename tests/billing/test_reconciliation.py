@@ -9,8 +9,8 @@ from billing.ledger.debits import balance_debit
 from billing.ledger.holds import hold_place
 from billing.ledger.reconciliation import CHECKS, ledger_check, ledger_reconcile
 from billing.models import ReconciliationRun
-from tests.billing.conftest import USD, assert_ledger_whole, grant, new_account
-from tests.conftest import new_key
+from tests.support.ledger import USD, assert_ledger_whole
+from tests.support.world import grant, new_account, new_key
 
 
 @pytest.mark.django_db(transaction=True)

@@ -14,19 +14,17 @@ from billing.ledger.grants import topup_credit
 from billing.ledger.holds import hold_place, hold_settle
 from billing.ledger.reversals import entry_reverse
 from billing.models import EntryKind, LedgerEntry, LotSource, Pool
-from tests.billing.conftest import (
+from tests.support.ledger import (
     USD,
     assert_ledger_whole,
     counts,
-    grant,
     lot_of,
     movements_of,
-    new_account,
     remaining,
-    run_concurrently,
     wallet_of,
 )
-from tests.conftest import new_key
+from tests.support.threads import run_concurrently
+from tests.support.world import grant, new_account, new_key
 
 
 def reverse(entry, reason="operator mistake", actor=None):

@@ -10,19 +10,18 @@ from django.utils import timezone
 
 from billing.errors import InsufficientCredits
 from billing.ledger.debits import balance_debit
-from billing.ledger.grants import credit_grant, topup_credit
+from billing.ledger.grants import topup_credit
 from billing.models import CreditLot, EntryKind, LotSource, Pool
-from tests.billing.conftest import (
+from tests.support.ledger import (
     USD,
     assert_ledger_whole,
     counts,
-    grant,
     lot_of,
     movements_of,
     remaining,
     wallet_of,
 )
-from tests.conftest import new_key
+from tests.support.world import grant, new_key
 
 
 def debit(account, amount_nanos, **kwargs):
@@ -189,13 +188,11 @@ def test_debit_from_one_pool_takes_only_that_pools_lots(customer):
     gift = lot_of(grant(customer, 5 * USD))
     topup = lot_of(grant(customer, 8 * USD, LotSource.ADJUSTMENT, pool=Pool.TOPUP))
 
-    entry = credit_grant(
-        account=customer,
-        source=LotSource.ADJUSTMENT,
-        amount_nanos=-3 * USD,
+    entry = grant(
+        customer,
+        -3 * USD,
+        LotSource.ADJUSTMENT,
         reason="charged twice by mistake",
-        actor=None,
-        idempotency_key=new_key(),
         pool=Pool.TOPUP,
     )
 

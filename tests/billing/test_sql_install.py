@@ -11,8 +11,8 @@ from django.db import DatabaseError, connection, transaction
 from billing.ledger.debits import balance_debit
 from billing.ledger.reconciliation import ledger_reconcile
 from billing.ledger.sql_install import sql_check, sql_drift, sql_files, sql_install
-from tests.billing.conftest import USD
-from tests.conftest import new_key
+from tests.support.ledger import USD
+from tests.support.world import new_key
 
 LEDGER = "billing/sql/ledger_v1.sql"
 PROXY = "proxy/sql/proxy_v1.sql"

@@ -12,7 +12,7 @@ from apikeys.services import key_create
 from proxy.catalog_import import catalog_import
 from proxy.models import CatalogModel, ModelPrice, Provider, RequestLog
 from proxy.selectors import price_at
-from tests.catalog.conftest import SMALL
+from tests.support.catalog import SMALL
 
 pytestmark = pytest.mark.django_db
 

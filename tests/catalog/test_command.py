@@ -9,7 +9,7 @@ import yaml
 from django.core.management import CommandError, call_command
 
 from proxy.models import CatalogModel, ModelPrice, Provider
-from tests.catalog.conftest import SHIPPED, catalog_rows, model_entry
+from tests.support.catalog import SHIPPED, catalog_rows, model_entry
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ import pytest
 from proxy.catalog_import import catalog_import
 from proxy.models import CatalogModel, ModelKind, ModelPrice, Provider
 from proxy.selectors import price_at
-from tests.catalog.conftest import catalog_rows, model_entry
+from tests.support.catalog import catalog_rows, model_entry
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 
 from proxy.catalog_file import CatalogError
 from proxy.catalog_import import catalog_import
-from tests.catalog.conftest import catalog_rows, model_entry
+from tests.support.catalog import catalog_rows, model_entry
 
 pytestmark = pytest.mark.django_db
 

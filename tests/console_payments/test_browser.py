@@ -7,7 +7,6 @@ the card is on the Billing page and Auto Top-Up is set up with consent."""
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from accounts.models import BillingProfile
 from accounts.services import billing_profile_save, user_signup
 from billing.models import AutoTopUp, EntryKind, LedgerEntry, TopUp
 from money import usd_to_nanos
-from tests.conftest import PASSWORD
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, in_own_thread
+from tests.support.world import PASSWORD
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", "/tmp"))  # noqa: S108
@@ -31,21 +30,6 @@ MASTERCARD = "5555555555554444"
 THREE_D_SECURE = "4000002500003155"
 DECLINED = "4000000000000341"  # saved fine, then every charge is declined
 EXP_YEAR = str(datetime.now(UTC).year + 3)[-2:]  # the stand-in prefixes "20"
-
-
-def _in_own_thread(scenario, *args):
-    """Run a Playwright scenario in a thread of its own: another suite may keep
-    a session-long Playwright in the main thread, and a second one cannot start
-    beside it in the same thread."""
-
-    def run():
-        try:
-            return scenario(*args)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
 
 
 def _browse(base_url: str, steps) -> None:
@@ -262,7 +246,7 @@ def test_top_up_100_with_a_new_card_in_the_browser(live_server, stripe_webhooks)
     user = user_signup(email=EMAIL, password=PASSWORD, full_name="Carol")
     account = user.account
 
-    _in_own_thread(_browse, live_server.url, _top_up_with_a_new_card)
+    in_own_thread(_browse, live_server.url, _top_up_with_a_new_card)
 
     profile = BillingProfile.objects.get(account=account)
     assert (profile.name, profile.country, profile.city, profile.tax_id) == (
@@ -471,7 +455,7 @@ def test_three_d_secure_refusals_and_declines_in_the_browser(
     def stripe_off():
         settings.STRIPE_SECRET_KEY = ""
 
-    _in_own_thread(
+    in_own_thread(
         _browse,
         live_server.url,
         lambda page: _three_d_secure_and_declines(page, stripe_off),

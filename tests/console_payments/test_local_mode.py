@@ -25,7 +25,7 @@ from billing.payments.services import autotopup_configure, autotopup_run
 from invoices.models import Invoice
 from money import usd_to_nanos
 from tests.proxy.platform import database_url, free_port
-from tests.stripe.fixtures import browser_card_confirm
+from tests.support.payments import browser_card_confirm, with_profile
 
 BANNER = "Test payments — no real money."
 SETTINGS_READ = """
@@ -110,8 +110,6 @@ def test_stripe_local_points_every_setting_at_the_local_stripe(db):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_whole_payment_flow_works_against_the_local_stripe(bob, client, local_mode):
-    from tests.payments.test_topups import with_profile
-
     with_profile(bob)
     client.force_login(bob)
     page = client.get("/console/billing").content.decode()

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from accounts.services import billing_profile_save
 from billing.models import AutoTopUp, TopUp, TopUpMethod
+from billing.payments.localstripe import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
 from money import usd_to_nanos
-from tests.stripe.fixtures import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.django_db
 

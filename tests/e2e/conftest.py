@@ -1,36 +1,13 @@
+"""One Chromium for the end-to-end tests' session, and a fresh page for each
+test."""
+
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
-from django.core.cache import cache
 
-# Playwright's sync API runs an event loop in the test's thread, and Django
-# refuses ORM calls from a thread with a running loop unless told otherwise.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(settings):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "tests-e2e",
-        }
-    }
-    cache.clear()
-    yield
-    cache.clear()
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import User
-from billing.ledger.grants import credit_grant
-from money import usd_to_nanos
+from tests.support.world import grant
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -37,14 +36,7 @@ def test_signup_then_a_gift_shows_everywhere(live_server, page):
     expect(page.get_by_test_id("user-email")).to_have_text("dana@example.com")
 
     # An operator grants a welcome gift.
-    credit_grant(
-        account=User.objects.get(email="dana@example.com").account,
-        source="gift",
-        amount_nanos=usd_to_nanos("25"),
-        reason="welcome",
-        actor=None,
-        idempotency_key="e2e-welcome-gift",
-    )
+    grant(User.objects.get(email="dana@example.com"), "25", reason="welcome")
     page.reload()
 
     expect(page.get_by_test_id("balance-total")).to_have_text("$25.00")

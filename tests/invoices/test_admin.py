@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.invoices.conftest import issue
+from tests.support.invoices import issue
 
 
 def test_ops_list_invoices_with_a_link_to_the_pdf(client, ops, alice, alice_profile):

@@ -10,8 +10,9 @@ from billing.ledger.grants import topup_credit
 from billing.models import TopUp
 from billing.payments.invoicing import topup_invoice_issue
 from invoices.models import Invoice, InvoiceCounter
-from tests.billing.conftest import new_account, run_concurrently
-from tests.invoices.conftest import topup_credit_and_invoice, topup_paid
+from tests.support.invoices import topup_credit_and_invoice, topup_paid
+from tests.support.threads import run_concurrently
+from tests.support.world import new_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

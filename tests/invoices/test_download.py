@@ -13,9 +13,9 @@ from rest_framework.test import APIClient
 
 from apikeys.models import KeyKind
 from billing.models import LotSource, TopUp
-from tests.apikeys.conftest import bearer, make_key
-from tests.billing.conftest import grant
-from tests.invoices.conftest import issue, pdf_text
+from tests.support.invoices import issue, pdf_text
+from tests.support.keys import bearer, make_key
+from tests.support.world import grant
 
 
 @pytest.fixture

@@ -13,12 +13,7 @@ from billing.payments.invoicing import topup_invoice_issue
 from invoices.models import Invoice, InvoiceCounter
 from invoices.services import InvoiceError, InvoiceLine, invoice_issue
 from money import usd_to_nanos
-from tests.invoices.conftest import (
-    issue,
-    issue_at,
-    topup_credit_and_invoice,
-    topup_paid,
-)
+from tests.support.invoices import issue, issue_at, topup_credit_and_invoice, topup_paid
 
 USD = 1_000_000_000
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from invoices.models import Invoice
 from invoices.rendering import invoice_html, invoice_render
-from tests.invoices.conftest import (
+from tests.support.invoices import (
     issue,
     pdf_page_png,
     pdf_pages,

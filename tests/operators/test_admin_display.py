@@ -13,26 +13,7 @@ from accounts.models import Account, User
 from accounts.services import user_signup
 from apikeys.models import ApiKey
 from apikeys.services import key_create
-from billing.ledger.grants import credit_grant
-from billing.models import LedgerEntry
-from money import usd_to_nanos
-from tests.conftest import PASSWORD, new_key
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _grant(account, usd: str, source: str = "gift") -> LedgerEntry:
-    return credit_grant(
-        account=account,
-        source=source,
-        amount_nanos=usd_to_nanos(usd),
-        reason="for the test",
-        actor=None,
-        idempotency_key=new_key("grant"),
-    )
+from tests.support.world import PASSWORD, grant
 
 
 def _title(html: str) -> str:
@@ -61,7 +42,7 @@ def test_admin_is_titled_for_agipower_operators(client, ops):
 
 
 def test_lists_show_two_places_and_a_row_shows_every_nano(client, ops, bob):
-    entry = _grant(bob.account, "1234.567891234")
+    entry = grant(bob, "1234.567891234")
     client.force_login(ops)
 
     ledger = client.get("/admin/billing/ledgerentry/").content.decode()
@@ -83,7 +64,7 @@ def test_lists_show_two_places_and_a_row_shows_every_nano(client, ops, bob):
 
 
 def test_account_list_shows_the_balance_in_dollars(client, ops, alice):
-    _grant(alice.account, "1200.006")  # $1,250.006 in all
+    grant(alice, "1200.006")  # $1,250.006 in all
     client.force_login(ops)
 
     page = client.get("/admin/accounts/account/").content.decode()

@@ -10,7 +10,6 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from billing.ledger.grants import credit_grant
 from billing.ledger.holds import hold_place
 from billing.ledger.selectors import balance_get
 from billing.models import (
@@ -22,7 +21,7 @@ from billing.models import (
     ReconciliationRun,
 )
 from money import usd_to_nanos
-from tests.conftest import new_key
+from tests.support.world import grant
 
 
 def _grant_form(client, account, **data):
@@ -220,13 +219,10 @@ def test_periodic_tasks_run_in_a_real_worker(celery_worker_app, django_user_mode
     from billing import tasks
 
     account = user_signup(email="carol@example.com", password="x" * 12).account
-    credit_grant(
-        account=account,
-        source="gift",
-        amount_nanos=usd_to_nanos("5"),
+    grant(
+        account,
+        "5",
         reason="expiring soon",
-        actor=None,
-        idempotency_key=new_key(),
         expires_at=timezone.now() + timedelta(seconds=1),
     )
     stale = hold_place(

@@ -14,24 +14,19 @@ from rest_framework.test import APIClient
 
 from apikeys.services import key_create
 from billing.ledger.debits import balance_debit
-from billing.ledger.grants import credit_grant
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
 from billing.models import AutoTopUp, EntryKind, LedgerEntry, TopUp, TopUpStatus
+from billing.payments.localstripe import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
 from billing.payments.services import (
     autotopup_configure,
     autotopup_run,
     autotopup_sweep,
 )
 from money import usd_to_nanos
-from tests.payments.test_topups import with_profile
 from tests.proxy.platform import PlatformProcess
-from tests.stripe.fixtures import (
-    CHARGE_FAILS,
-    PUBLISHABLE_KEY,
-    SECRET_KEY,
-    WEBHOOK_SECRET,
-)
+from tests.support.payments import CHARGE_FAILS, with_profile
+from tests.support.world import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,17 +39,6 @@ def configured(user, card, *, threshold="10", amount="100"):
         threshold_nanos=usd_to_nanos(threshold),
         amount_nanos=usd_to_nanos(amount),
         payment_method_id=card.id,
-    )
-
-
-def grant(user, usd: str):
-    credit_grant(
-        account=user.account,
-        source="gift",
-        amount_nanos=usd_to_nanos(usd),
-        reason="start",
-        actor=None,
-        idempotency_key=f"start-{usd}",
     )
 
 

@@ -12,34 +12,16 @@ import stripe
 from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.services import billing_profile_save
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get, breakdown_get
 from billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus
+from billing.payments.localstripe import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET
 from billing.payments.services import payments_reconcile, topup_refund
 from invoices.models import Invoice
 from money import usd_to_nanos
-from tests.stripe.fixtures import (
-    CHARGE_FAILS,
-    PUBLISHABLE_KEY,
-    SECRET_KEY,
-    THREE_D_SECURE,
-    WEBHOOK_SECRET,
-)
+from tests.support.payments import CHARGE_FAILS, THREE_D_SECURE, with_profile
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def with_profile(user):
-    billing_profile_save(
-        account=user.account,
-        name=user.full_name or "Bob Builder",
-        country="GB",
-        address_line1="1 High Street",
-        city="Oxford",
-        postal_code="OX1 1AA",
-    )
-    return user
 
 
 def api(user) -> APIClient:

@@ -16,14 +16,14 @@ from billing.errors import (
     UnknownPaymentMethod,
 )
 from billing.payments import stripe_gateway as gateway
-from tests.stripe.conftest import (
+from billing.payments.localstripe import SECRET_KEY
+from tests.support.payments import (
     CHARGE_FAILS,
     THREE_D_SECURE,
     VISA,
     VISA_DEBIT,
     browser_card_confirm,
 )
-from tests.stripe.fixtures import SECRET_KEY
 
 
 def _stripe_customers(account) -> list:

@@ -19,7 +19,7 @@ from djstripe import models as djstripe
 
 from billing.payments import stripe_gateway as gateway
 from billing.payments import webhooks
-from tests.stripe.fixtures import WEBHOOK_SECRET
+from billing.payments.localstripe import WEBHOOK_SECRET
 
 TEST_EVENT = "agipower.test_event"
 URL = "/stripe/webhook/"

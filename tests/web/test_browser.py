@@ -7,15 +7,14 @@ seen."""
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
 
 from billing.ledger.selectors import balance_get
 from money import usd_to_nanos
-from tests.conftest import PASSWORD
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, in_own_thread
+from tests.support.world import PASSWORD
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = pytest.mark.browser
@@ -28,17 +27,6 @@ document.addEventListener("securitypolicyviolation", function (event) {
   window.__refused.push(event.effectiveDirective + " " + what);
 });
 """
-
-
-def _in_own_thread(scenario, *args):
-    def run():
-        try:
-            return scenario(*args)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
 
 
 def _browse(base_url: str, steps) -> None:
@@ -142,6 +130,6 @@ def _docs_admin_and_console(page, console: list[str]) -> None:
 
 
 def test_pages_work_under_the_policy(live_server, alice, bob, ops):
-    _in_own_thread(_browse, live_server.url, _docs_admin_and_console)
+    in_own_thread(_browse, live_server.url, _docs_admin_and_console)
 
     assert balance_get(account=bob.account).bonus_nanos == usd_to_nanos("25")
