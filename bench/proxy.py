@@ -56,7 +56,7 @@ CONCURRENCIES = (1, 16, 64)
 MODES = ("json", "sse")
 TARGETS = {"json": 1_500, "sse": 1_200}  # req/s through the platform at c16
 ADDED_P50_MS = 1.5  # at c1
-# USD per 1M tokens, as in tests/proxy/conftest.py
+# USD per 1M tokens, as in tests/support/proxy.py
 PRICES = {
     "input": "1.25",
     "cached_input": "0.125",
@@ -559,7 +559,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connections
 
-    from tests.proxy.platform import PlatformProcess
+    from tests.support.platform import PlatformProcess
     from tests.upstream.process import UpstreamProcess
 
     call_command("migrate", interactive=False, verbosity=0)

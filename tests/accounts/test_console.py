@@ -10,7 +10,7 @@ from billing.ledger.debits import balance_debit
 from billing.ledger.holds import hold_place
 from billing.models import EntryKind, LedgerEntry, LotSource
 from money import usd_to_nanos
-from tests.accounts import pages
+from tests.support import pages
 from tests.support.world import grant, new_key
 
 PAYG = "/console/pay-as-you-go"

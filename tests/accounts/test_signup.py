@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from accounts import forms
 from accounts.models import Account
 from billing.models import Wallet
-from tests.accounts import pages
+from tests.support import pages
 
 User = get_user_model()
 

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 
 from accounts.models import User
 from apikeys.models import ApiKey, KeyKind, KeyStatus
-from tests.apikeys.conftest import bearer, make_key
+from tests.support.keys import bearer, make_key
 
 CHANGELIST = "/admin/apikeys/apikey/"
 

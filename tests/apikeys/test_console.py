@@ -9,8 +9,8 @@ from django.test import Client
 
 from apikeys.models import ApiKey, KeyKind, KeyStatus, LimitReset
 from apikeys.secrets import MANAGEMENT_PREFIX, PAYG_PREFIX, key_is_well_formed
-from tests.accounts.pages import text, texts
-from tests.apikeys.conftest import make_key, make_log
+from tests.support.keys import make_key, make_log
+from tests.support.pages import text, texts
 
 
 @pytest.fixture

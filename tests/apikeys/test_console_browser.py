@@ -4,7 +4,6 @@ then disable it with the toggle and delete it after confirming."""
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,26 +11,11 @@ from django.db import connection
 
 from apikeys.models import ApiKey, KeyStatus
 from apikeys.secrets import PAYG_PREFIX, key_is_well_formed
-from tests.conftest import PASSWORD
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, in_own_thread
+from tests.support.world import PASSWORD
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", "/tmp"))  # noqa: S108
-
-
-def _in_own_thread(scenario, *args):
-    """Run a Playwright scenario in a thread of its own: the end-to-end suite
-    keeps one Playwright open for the whole session in the main thread, and a
-    second one cannot start beside it in the same thread."""
-
-    def run():
-        try:
-            return scenario(*args)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
 
 
 def _create_copy_disable_delete(base_url: str) -> None:
@@ -101,4 +85,4 @@ def test_create_copy_disable_and_delete_a_key(live_server, alice):
     pytest.importorskip("playwright.sync_api")
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM}")
-    _in_own_thread(_create_copy_disable_delete, live_server.url)
+    in_own_thread(_create_copy_disable_delete, live_server.url)

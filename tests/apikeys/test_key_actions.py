@@ -14,7 +14,7 @@ from apikeys.services import (
     key_enable_by_operator,
     key_update,
 )
-from tests.apikeys.conftest import make_key
+from tests.support.keys import make_key
 
 CHANGELIST = "/admin/apikeys/apikey/"
 

@@ -9,7 +9,7 @@ from apikeys import api
 from apikeys.errors import ApiKeyError
 from apikeys.models import ApiKey, KeyKind, KeyStatus
 from apikeys.secrets import PAYG_PREFIX, key_is_well_formed
-from tests.apikeys.conftest import make_key
+from tests.support.keys import make_key
 
 KEY_FIELDS = {
     "id",

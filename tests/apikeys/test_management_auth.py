@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from apikeys.models import KeyKind
 from apikeys.services import key_delete, key_update
-from tests.apikeys.conftest import bearer, make_key
+from tests.support.keys import bearer, make_key
 
 
 def test_a_management_key_authenticates_as_its_accounts_owner(alice):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from apikeys.models import KeyKind
-from tests.apikeys.conftest import bearer, make_key, make_log
+from tests.support.keys import bearer, make_key, make_log
 
 LOG_FIELDS = {
     "id",

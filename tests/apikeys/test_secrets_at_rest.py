@@ -18,7 +18,7 @@ from apikeys.secrets import (
     key_digest,
     key_is_well_formed,
 )
-from tests.apikeys.conftest import make_key
+from tests.support.keys import make_key
 
 
 def test_key_format_has_a_checksum_and_at_least_160_random_bits(alice, api_for):

@@ -24,8 +24,8 @@ from billing.payments.localstripe import local_stripe_serve
 from billing.payments.services import autotopup_configure, autotopup_run
 from invoices.models import Invoice
 from money import usd_to_nanos
-from tests.proxy.platform import database_url, free_port
 from tests.support.payments import browser_card_confirm, with_profile
+from tests.support.platform import database_url, free_port
 
 BANNER = "Test payments — no real money."
 SETTINGS_READ = """

@@ -24,8 +24,8 @@ from billing.payments.services import (
     autotopup_sweep,
 )
 from money import usd_to_nanos
-from tests.proxy.platform import PlatformProcess
 from tests.support.payments import CHARGE_FAILS, with_profile
+from tests.support.platform import PlatformProcess, database_url
 from tests.support.world import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,7 +50,6 @@ def test_usage_below_the_threshold_through_the_proxy_charges_exactly_once(
     grant(bob, "10.02")
     key = key_create(account=bob.account, name="app")
     settings_dict = connection.settings_dict
-    from tests.proxy.platform import database_url
 
     with PlatformProcess(
         database_url=database_url(settings_dict),
@@ -332,7 +331,6 @@ def test_the_reported_reproduction_charges_once_while_the_balance_stays_below(
     )
     grant(bob, "1")
     key = key_create(account=bob.account, name="app")
-    from tests.proxy.platform import database_url
 
     with PlatformProcess(
         database_url=database_url(connection.settings_dict),

@@ -10,12 +10,12 @@ import openai
 import pytest
 from django.db import connection
 
-from billing.ledger.grants import credit_grant
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
 from money import usd_to_nanos
 from proxy.models import RequestLog
-from tests.proxy.conftest import nothing_held
+from tests.support.proxy import nothing_held
+from tests.support.world import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,14 +54,7 @@ def test_a_model_name_with_a_nul_does_not_spoil_other_requests_billing(
 def test_each_of_n_choices_is_held_for(bob, catalog, client_for):
     from apikeys.services import key_create
 
-    credit_grant(
-        account=bob.account,
-        source="gift",
-        amount_nanos=usd_to_nanos("0.05"),
-        reason="t",
-        actor=None,
-        idempotency_key="n-test",
-    )
+    grant(bob, "0.05")
     client = client_for(key_create(account=bob.account, name="n").secret)
     ask = {
         "model": "fake/gpt",

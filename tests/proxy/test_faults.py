@@ -16,7 +16,7 @@ from money import ceil_div, usd_to_nanos
 from proxy import app as proxy_app
 from proxy import metering
 from proxy.models import RequestLog
-from tests.proxy.conftest import hold_for, nothing_held
+from tests.support.proxy import hold_for, nothing_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,15 +15,15 @@ from django.db import connection
 from django.utils import timezone
 
 from apikeys.services import key_create, key_update
-from billing.ledger.grants import credit_grant
 from billing.ledger.holds import holds_sweep_stale
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
 from billing.models import Hold, HoldState
 from money import usd_to_nanos
 from proxy.models import RequestLog
-from tests.proxy.conftest import PRICES, nothing_held
-from tests.proxy.platform import PlatformProcess
+from tests.support.platform import PlatformProcess
+from tests.support.proxy import PRICES, nothing_held
+from tests.support.world import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,14 +39,7 @@ def eventually(condition, timeout=10.0):
 
 
 def funded_key(user, usd: str):
-    credit_grant(
-        account=user.account,
-        source="gift",
-        amount_nanos=usd_to_nanos(usd),
-        reason="test",
-        actor=None,
-        idempotency_key=f"fund-{user.pk}-{usd}",
-    )
+    grant(user, usd)
     return key_create(account=user.account, name="load")
 
 

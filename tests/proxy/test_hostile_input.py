@@ -15,14 +15,14 @@ import pytest
 
 from accounts.models import User
 from apikeys.services import key_create, key_update
-from billing.ledger.grants import credit_grant
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
 from billing.models import Hold, HoldState
 from money import ceil_div, usd_to_nanos
 from proxy.models import RequestLog
 from proxy.pricing import IMAGE_TOKEN_ALLOWANCE
-from tests.proxy.conftest import hold_for, nothing_held
+from tests.support.proxy import hold_for, nothing_held
+from tests.support.world import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,17 +30,6 @@ INPUT, OUTPUT = 1_250_000_000, 10_000_000_000
 OVER_REPORT = "#upstream prompt_tokens=10000000 reported_completion_tokens=10000000"
 # What 10M prompt and 10M completion tokens would cost: $112.50.
 OVER_REPORTED_COST = ceil_div(10_000_000 * INPUT + 10_000_000 * OUTPUT, 10**6)
-
-
-def fund(user, usd: str) -> None:
-    credit_grant(
-        account=user.account,
-        source="gift",
-        amount_nanos=usd_to_nanos(usd),
-        reason="test",
-        actor=None,
-        idempotency_key=f"fund-{user.pk}-{usd}",
-    )
 
 
 def post(platform, secret: str, body, path: str = "/chat/completions"):
@@ -59,7 +48,7 @@ def post(platform, secret: str, body, path: str = "/chat/completions"):
 def test_an_over_reporting_upstream_is_charged_no_more_than_the_hold(
     bob, catalog, client_for, upstream
 ):
-    fund(bob, "16")
+    grant(bob, "16")
     leased = key_create(account=bob.account, name="leased")
     limited = key_create(account=bob.account, name="limited")
     key_update(api_key=limited.api_key, limit_nanos=usd_to_nanos("10"))
@@ -148,7 +137,7 @@ def image_request(urls: list[str], **extra) -> dict:
 def test_an_escaped_key_does_not_shrink_the_hold_for_images(
     bob, catalog, platform, upstream
 ):
-    fund(bob, "0.01")
+    grant(bob, "0.01")
     secret = key_create(account=bob.account, name="images").secret
     upstream.reset_stats()
     body = image_request([f"https://img.example/{i}.png" for i in range(10)])
@@ -173,7 +162,7 @@ def test_an_escaped_key_does_not_shrink_the_hold_for_images(
 
 
 def test_tools_and_schemas_count_in_the_hold(bob, catalog, platform):
-    fund(bob, "0.01")
+    grant(bob, "0.01")
     secret = key_create(account=bob.account, name="tools").secret
     bare = image_request([])
     schema = {

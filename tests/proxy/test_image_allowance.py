@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from apikeys.services import key_create
-from billing.ledger.grants import credit_grant
-from money import usd_to_nanos
 from proxy.models import CatalogModel
+from tests.support.world import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,14 +32,7 @@ def test_the_hold_counts_the_models_allowance_for_each_image(
 ):
     CatalogModel.objects.filter(id="fake/gpt").update(image_tokens_max=30_000)
     time.sleep(0.5)  # the platform keeps its catalog 0.2 s in tests
-    credit_grant(
-        account=bob.account,
-        source="gift",
-        amount_nanos=usd_to_nanos("0.01"),
-        reason="test",
-        actor=None,
-        idempotency_key=f"fund-{bob.pk}-images",
-    )
+    grant(bob, "0.01")
     secret = key_create(account=bob.account, name="images").secret
     upstream.reset_stats()
     parts = [{"type": "text", "text": "Describe these."}]

@@ -15,7 +15,8 @@ from billing.ledger.selectors import balance_get, transactions_list
 from billing.models import EntryKind, Hold, HoldState, LedgerEntry
 from money import ceil_div, usd_to_nanos
 from proxy.models import RequestLog
-from tests.proxy.conftest import nothing_held
+from tests.support.proxy import nothing_held
+from tests.support.world import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -239,16 +240,7 @@ def test_bad_requests_are_400_naming_the_parameter(alice_client):
 def test_insufficient_credits_is_402_and_says_what_the_balance_affords(
     bob, catalog, client_for
 ):
-    from billing.ledger.grants import credit_grant
-
-    credit_grant(
-        account=bob.account,
-        source="gift",
-        amount_nanos=usd_to_nanos("0.01"),
-        reason="tiny",
-        actor=None,
-        idempotency_key="bob-gift",
-    )
+    grant(bob, "0.01", reason="tiny")
     key = key_create(account=bob.account, name="bob")
     client = client_for(key.secret)
     with pytest.raises(openai.APIStatusError) as raised:

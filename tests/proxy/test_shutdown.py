@@ -13,7 +13,7 @@ from django.db import connections
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
 from billing.models import Hold, HoldState
-from tests.proxy.platform import PlatformProcess, database_url
+from tests.support.platform import PlatformProcess, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

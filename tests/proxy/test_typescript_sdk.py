@@ -16,7 +16,7 @@ from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
 from money import ceil_div
 from proxy.models import RequestLog
-from tests.proxy.conftest import nothing_held
+from tests.support.proxy import nothing_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
