@@ -18,8 +18,14 @@ while the test database is made) whenever the database differs from it:
 
 Installing runs the file, drops those leftovers, records the sha256 and checks
 again, in one transaction: a migrate that cannot make the database match the
-code fails. ``sql_drift()`` is the same comparison, read only: a test, the
-nightly reconciliation and ``manage.py check --database default`` run it.
+code fails. ``CREATE OR REPLACE TRIGGER`` on a journal table takes a SHARE ROW
+EXCLUSIVE lock on it until that transaction ends, so on a live database the
+install waits at most ``SQL_INSTALL_LOCK_TIMEOUT`` seconds for it (every settle
+would queue behind a waiting install), then tries again a few times after a
+short pause, and fails the migrate with a clear message if it never gets it.
+
+``sql_drift()`` is the same comparison, read only: a test, the nightly
+reconciliation and ``manage.py check --database default`` run it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,7 +41,7 @@ from pathlib import Path
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core import checks
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 
 FUNCTION = re.compile(
     r"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(\w+)\s*\(.*?\bAS\s+(\$\w*\$)(.*?)\2",
@@ -46,6 +53,13 @@ TRIGGER = re.compile(
 )
 # One install at a time per database (two servers starting together).
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('sql_installed'))"
+# The longest one attempt waits for a table's lock (lock_timeout, seconds), how
+# many attempts, and the pause before the first retry (doubled each time);
+# settings of the same names override them.
+LOCK_TIMEOUT_SECONDS = 5.0
+LOCK_ATTEMPTS = 4
+LOCK_BACKOFF_SECONDS = 0.25
+LOCK_NOT_AVAILABLE = "55P03"
 # Kept here as Django keeps django_migrations: not a model, so that the tests'
 # flush between tests leaves it (and the files are not installed again).
 TABLE = """
@@ -208,36 +222,88 @@ def sql_drift(*, using: str = "default") -> list[str]:
         ]
 
 
+class SqlInstallLockTimeout(RuntimeError):
+    """The tables a file alters stayed locked by other transactions."""
+
+
+def _lock_not_available(error: OperationalError) -> bool:
+    return getattr(error.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
 def sql_install(
     *, app_config: AppConfig | None = None, using: str = "default", force: bool = False
 ) -> list[str]:
     """Install the files (of one app, or all) that differ from the database, or
     every one with force; answers the paths installed."""
+    timeout = float(getattr(settings, "SQL_INSTALL_LOCK_TIMEOUT", LOCK_TIMEOUT_SECONDS))
+    attempts = max(
+        1, int(getattr(settings, "SQL_INSTALL_LOCK_ATTEMPTS", LOCK_ATTEMPTS))
+    )
+    backoff = float(getattr(settings, "SQL_INSTALL_LOCK_BACKOFF", LOCK_BACKOFF_SECONDS))
     installed = []
     for sql_file in sql_files(app_config):
-        with transaction.atomic(using=using), connections[using].cursor() as cursor:
-            cursor.execute(LOCK)
-            cursor.execute(TABLE)
-            if not force and not _file_drift(cursor, sql_file):
-                continue
-            recorded = _recorded(cursor, sql_file.path)
-            cursor.execute(sql_file.text)
-            for signature in _leftovers(cursor, sql_file, recorded):
-                cursor.execute(f"DROP FUNCTION {signature}")
-            cursor.execute(
-                "INSERT INTO sql_installed (path, sha256, functions)"
-                " VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE"
-                " SET sha256 = excluded.sha256, functions = excluded.functions,"
-                " installed_at = now()",
-                [sql_file.path, sql_file.sha256, sorted(sql_file.functions)],
-            )
-            if problems := _file_drift(cursor, sql_file):
-                raise RuntimeError(
-                    "the database still differs from the code after installing "
-                    f"{sql_file.path}: {'; '.join(problems)}"
-                )
-        installed.append(sql_file.path)
+        for attempt in range(attempts):
+            try:
+                if _install_file(sql_file, using=using, force=force, timeout=timeout):
+                    installed.append(sql_file.path)
+                break
+            except OperationalError as error:
+                if not _lock_not_available(error):
+                    raise
+                if attempt + 1 == attempts:
+                    tables = sorted({table for _, table in sql_file.triggers})
+                    raise SqlInstallLockTimeout(
+                        f"could not install {sql_file.path}: other transactions "
+                        f"held a lock on {', '.join(tables) or 'its tables'} "
+                        f"for more than {timeout:g} s (lock_timeout) on each of "
+                        f"{attempts} attempts. Installing it locks those tables "
+                        "against writes until it is done, so it does not wait "
+                        "longer behind a long transaction; end that transaction "
+                        "(pg_stat_activity shows it) and run migrate again."
+                    ) from error
+                time.sleep(backoff * 2**attempt)
     return installed
+
+
+def _install_file(
+    sql_file: SqlFile, *, using: str, force: bool, timeout: float
+) -> bool:
+    """One attempt, in one transaction: whether the file was installed."""
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        # Two installs at once wait for each other as long as it takes: only
+        # the tables' locks, taken after this, wait at most the timeout.
+        cursor.execute(LOCK)
+        # SET LOCAL lock_timeout, as set_config takes a parameter.
+        cursor.execute("SHOW lock_timeout")
+        [previous] = cursor.fetchone()
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true)",
+            [f"{max(1, round(timeout * 1000))}ms"],
+        )
+        cursor.execute(TABLE)
+        if not force and not _file_drift(cursor, sql_file):
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+            return False
+        recorded = _recorded(cursor, sql_file.path)
+        cursor.execute(sql_file.text)
+        for signature in _leftovers(cursor, sql_file, recorded):
+            cursor.execute(f"DROP FUNCTION {signature}")
+        cursor.execute(
+            "INSERT INTO sql_installed (path, sha256, functions)"
+            " VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE"
+            " SET sha256 = excluded.sha256, functions = excluded.functions,"
+            " installed_at = now()",
+            [sql_file.path, sql_file.sha256, sorted(sql_file.functions)],
+        )
+        if problems := _file_drift(cursor, sql_file):
+            raise RuntimeError(
+                "the database still differs from the code after installing "
+                f"{sql_file.path}: {'; '.join(problems)}"
+            )
+        # SET LOCAL in a savepoint outlives it: the enclosing transaction
+        # (a test's) keeps its own timeout.
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+    return True
 
 
 def sql_install_after_migrate(sender: AppConfig, using: str, **kwargs) -> None:

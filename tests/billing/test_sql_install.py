@@ -4,13 +4,23 @@ the difference is checked (billing/sql_install.py)."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
 from billing.ledger.debits import balance_debit
 from billing.ledger.reconciliation import ledger_reconcile
-from billing.ledger.sql_install import sql_check, sql_drift, sql_files, sql_install
+from billing.ledger.sql_install import (
+    SqlInstallLockTimeout,
+    sql_check,
+    sql_drift,
+    sql_files,
+    sql_install,
+)
 from tests.support.ledger import USD
 from tests.support.world import new_key
 
@@ -182,3 +192,50 @@ def test_the_nightly_reconciliation_reports_a_function_that_differs(db):
             "detail": f"{PROXY}: function apikey_period_start differs from the code",
         }
     ]
+
+
+def test_an_install_waits_for_the_journal_s_lock_a_bounded_time(db, settings):
+    # A live database: a transaction that writes the journal is open. The
+    # install's CREATE OR REPLACE TRIGGER needs SHARE ROW EXCLUSIVE on the
+    # table, which conflicts with the writer's ROW EXCLUSIVE: waiting without
+    # end would queue every settle behind the install.
+    settings.SQL_INSTALL_LOCK_TIMEOUT = 0.2
+    settings.SQL_INSTALL_LOCK_ATTEMPTS = 3
+    settings.SQL_INSTALL_LOCK_BACKOFF = 0.05
+    execute("SET CONSTRAINTS ALL IMMEDIATE")  # as in migrate() above
+    billing = apps.get_app_config("billing")
+    locked, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE billing_ledgerentry IN ROW EXCLUSIVE MODE")
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert locked.wait(timeout=10)
+        started = time.monotonic()
+        with pytest.raises(SqlInstallLockTimeout) as failed:
+            sql_install(app_config=billing, force=True)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    message = str(failed.value)
+    assert LEDGER in message and "billing_ledgerentry" in message
+    assert "0.2 s" in message and "3 attempts" in message
+    # Three waits of 0.2 s and two pauses (0.05 s, 0.1 s), not an endless wait.
+    assert 0.6 <= elapsed < 3
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "0"  # the test's transaction keeps its own
+
+    # The writer has committed: the same install goes through.
+    assert LEDGER in sql_install(app_config=billing, force=True)
+    assert sql_drift() == []
