@@ -5,6 +5,7 @@ stopped, the embedded PostgreSQL if that is the database (see agipower/embedded.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from agipower.embedded import embedded_database_in_use, embedded_database_stop
@@ -54,6 +55,33 @@ def web_command(
         "--timeout-graceful-shutdown",
         str(graceful_seconds),
     ]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether the server listening on host is reachable from this machine only."""
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost, or nothing (every address)
+        return False
+
+
+def local_stripe_refusal(host: str, *, stripe_local: bool) -> str | None:
+    """Why serve must not start (None when it may): STRIPE_LOCAL=1 signs
+    webhooks with a secret published in the source (billing/payments/
+    localstripe.py), so on an address others reach anyone could sign a
+    payment_intent.succeeded and be given credits."""
+    if not stripe_local or is_loopback(host):
+        return None
+    return (
+        f"STRIPE_LOCAL=1 serves on loopback addresses only (127.0.0.1, ::1, "
+        f"localhost), not on {host or 'every address'!r}: its webhook secret is "
+        "public in the source, so anyone who reaches this server could sign a "
+        "payment_intent.succeeded webhook and be given credits. Set HOST to "
+        "127.0.0.1, or use real Stripe keys instead of STRIPE_LOCAL."
+    )
 
 
 class Command(BaseCommand):
@@ -124,6 +152,8 @@ class Command(BaseCommand):
             self.stop_embedded_database()
 
     def serve(self, *, host, port, web_workers, **options):
+        if refusal := local_stripe_refusal(host, stripe_local=settings.STRIPE_LOCAL):
+            raise CommandError(refusal)
         call_command("migrate", interactive=False, verbosity=1)
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("ensure_operator")
