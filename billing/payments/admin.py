@@ -25,6 +25,7 @@ from billing.payments.models import (
 from billing.payments.services import (
     autotopup_cap,
     autotopup_cap_set,
+    autotopup_unpause,
     paid_text,
     refundable_nanos,
     topup_refund,
@@ -162,8 +163,10 @@ class AutoTopUpAdmin(admin.ModelAdmin):
         "cap",
         "paused_reason",
         "paused_at",
+        "paused_by_operator_only",
     )
-    list_filter = ("enabled", "armed")
+    list_filter = ("enabled", "armed", "paused_by_operator_only")
+    actions = ("unpause",)
     search_fields = ("account__owner__email",)
     list_select_related = ("account__owner",)
     readonly_fields = (
@@ -176,6 +179,7 @@ class AutoTopUpAdmin(admin.ModelAdmin):
         "in_flight",
         "paused_reason",
         "paused_at",
+        "paused_by_operator_only",
         "updated_at",
         "cap",
     )
@@ -200,6 +204,18 @@ class AutoTopUpAdmin(admin.ModelAdmin):
             max_nanos_per_day=form.cleaned_data["max_usd_per_day"],
             actor=request.user,
         )
+
+    @admin.action(
+        description="Resume auto top-up (lifts any pause, a dispute's too)",
+        permissions=["change"],
+    )
+    def unpause(self, request, queryset):
+        count = 0
+        for row in queryset.select_related("account"):
+            if row.paused_at is not None:
+                autotopup_unpause(account=row.account, actor=request.user)
+                count += 1
+        self.message_user(request, f"Auto top-up resumed on {count} account(s).")
 
 
 @admin.register(PaymentMismatch)

@@ -169,6 +169,8 @@ class AutoTopUpSerializer(serializers.Serializer):
     )
     paused_reason = serializers.CharField(read_only=True)
     paused_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    # True: saving the settings does not resume it; our team has to.
+    paused_by_operator_only = serializers.BooleanField(read_only=True)
 
 
 class AutoTopUpView(AccountRequired, APIView):

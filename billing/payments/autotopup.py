@@ -117,29 +117,75 @@ def autotopup_configure(
     row.amount_nanos = amount_nanos
     row.payment_method_id = payment_method_id or ""
     # Saving the settings again is the customer's word to try again, and to
-    # charge when the balance is below the (new) threshold.
+    # charge when the balance is below the (new) threshold; but not after a
+    # dispute or a payment our team checks: only an operator lifts those.
+    if not row.paused_by_operator_only:
+        row.paused_reason = ""
+        row.paused_at = None
+        row.armed = True
+    row.updated_at = timezone.now()
+    row.save()
+    return row
+
+
+OPERATOR_ONLY_NOTE = "; our team has to review it before auto top-up can resume"
+
+
+def autotopup_pause(
+    *, account_id: int, reason: str, operator_only: bool = False
+) -> None:
+    """Stop automatic charges until the customer saves the settings again (or,
+    ``operator_only``, until an operator lifts the pause), and tell them (after
+    commit). A pause only an operator may lift is not replaced by another."""
+    now = timezone.now()
+    rows = AutoTopUp.objects.filter(account_id=account_id)
+    if operator_only:
+        reason = reason + OPERATOR_ONLY_NOTE
+        # Disabled too: enabling it later must not charge either.
+        enabled = rows.filter(enabled=True, paused_by_operator_only=False).exists()
+        rows.update(
+            paused_reason=reason[:300],
+            paused_at=now,
+            in_flight=None,
+            paused_by_operator_only=True,
+        )
+    else:
+        enabled = rows.filter(enabled=True, paused_by_operator_only=False).update(
+            paused_reason=reason[:300], paused_at=now, in_flight=None
+        )
+    if enabled:
+        email = Account.objects.select_related("owner").get(pk=account_id).owner.email
+        transaction.on_commit(
+            lambda: autotopup_paused_tell(email, reason, operator_only=operator_only)
+        )
+
+
+@transaction.atomic
+def autotopup_unpause(*, account: Account, actor) -> AutoTopUp | None:
+    """An operator lifts any pause (the one a dispute set too): auto top-up may
+    charge again when the balance is below the threshold."""
+    row = AutoTopUp.objects.select_for_update().filter(account=account).first()
+    if row is None:
+        return None
+    logger.info(
+        "auto top-up of account %s unpaused by %s (was: %s)",
+        account.pk,
+        getattr(actor, "pk", None),
+        row.paused_reason,
+    )
     row.paused_reason = ""
     row.paused_at = None
+    row.paused_by_operator_only = False
     row.armed = True
     row.updated_at = timezone.now()
     row.save()
     return row
 
 
-def autotopup_pause(*, account_id: int, reason: str) -> None:
-    """Stop automatic charges until the customer saves the settings again, and
-    tell them (after commit)."""
-    paused = AutoTopUp.objects.filter(account_id=account_id, enabled=True).update(
-        paused_reason=reason[:300], paused_at=timezone.now(), in_flight=None
-    )
-    if paused:
-        email = Account.objects.select_related("owner").get(pk=account_id).owner.email
-        transaction.on_commit(lambda: autotopup_paused_tell(email, reason))
-
-
-def autotopup_release(*, topup: TopUp) -> None:
-    """The attempt ``topup`` is over (paid or not): another may be made."""
-    AutoTopUp.objects.filter(in_flight=topup).update(in_flight=None)
+def autotopup_release(*, topup: TopUp) -> bool:
+    """The attempt ``topup`` is over (paid or not): another may be made. True
+    if it was still the attempt in flight."""
+    return bool(AutoTopUp.objects.filter(in_flight=topup).update(in_flight=None))
 
 
 def autotopup_rearm(*, account_id: int, balance_nanos: int) -> bool:

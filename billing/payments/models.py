@@ -130,6 +130,9 @@ class AutoTopUp(models.Model):
     )
     paused_reason = models.CharField(max_length=300, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
+    # The pause needs an operator (a dispute, a payment for another amount):
+    # saving the settings again does not lift it; the admin action does.
+    paused_by_operator_only = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

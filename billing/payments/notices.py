@@ -8,15 +8,25 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
 
-def autotopup_paused_tell(email: str, reason: str) -> None:
-    send_mail(
-        subject="AGIPower: auto top-up is paused",
-        message=(
-            f"Auto top-up of your AGIPower balance is paused: {reason}.\n\n"
+def autotopup_paused_tell(
+    email: str, reason: str, *, operator_only: bool = False
+) -> None:
+    if operator_only:
+        after = (
+            "No further automatic charges will be made until our team has "
+            "reviewed it and resumed auto top-up; saving the settings does not "
+            "resume it. Reply to this email if you have questions.\n"
+        )
+    else:
+        after = (
             "No further automatic charges will be made until you save your auto "
             f"top-up settings again at {settings.SITE_URL}/console/billing "
             "(check your card first if it was declined).\n"
-        ),
+        )
+    send_mail(
+        subject="AGIPower: auto top-up is paused",
+        message=f"Auto top-up of your AGIPower balance is paused: {reason}.\n\n"
+        + after,
         from_email=None,
         recipient_list=[email],
         fail_silently=True,

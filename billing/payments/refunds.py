@@ -257,6 +257,8 @@ def topup_dispute_update(
         TopUp.objects.filter(pk=topup.pk).update(disputed=True)
         if dispute.status not in DISPUTE_RETURNED:
             autotopup_pause(
-                account_id=topup.account_id, reason="a payment was disputed"
+                account_id=topup.account_id,
+                reason="a payment was disputed",
+                operator_only=True,
             )
     return dispute

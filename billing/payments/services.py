@@ -14,6 +14,7 @@ from billing.payments.autotopup import (
     autotopup_cap_set,
     autotopup_configure,
     autotopup_get,
+    autotopup_unpause,
 )
 from billing.payments.refunds import (
     refundable_nanos,
@@ -50,6 +51,7 @@ __all__ = [
     "autotopup_get",
     "autotopup_run",
     "autotopup_sweep",
+    "autotopup_unpause",
     "autotopup_unstick",
     "bonus_for",
     "paid_text",

@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 # A top-up in one of these is finished: Stripe's word changes it no more.
 _SETTLED = (TopUpStatus.SUCCEEDED, TopUpStatus.MISMATCH)
+# Over without payment: failing it again changes nothing and tells no one.
+_FAILED = (TopUpStatus.FAILED, TopUpStatus.CANCELED)
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,7 @@ def _topup_mismatch(
         autotopup_pause(
             account_id=topup.account_id,
             reason="a payment is being checked by our team",
+            operator_only=True,
         )
     if created:
         account_email = topup.account.owner.email
@@ -283,18 +286,23 @@ def topup_failed(
     topup = _topup_for(payment_intent_id, metadata_topup)
     if topup is None or topup.status in _SETTLED:
         return topup
-    topup.payment_intent_id = payment_intent_id
+    if topup.status not in _FAILED:
+        topup.payment_intent_id = payment_intent_id
     topup_fail(topup, code=code, message=message)
     return topup
 
 
 def topup_fail(topup: TopUp, *, code: str, message: str) -> None:
-    """Mark a locked top-up failed; a failed automatic one pauses auto top-up."""
-    topup.status = TopUpStatus.FAILED
-    topup.failure_message = (message or code or "declined")[:300]
-    topup.save()
-    autotopup_release(topup=topup)
-    if topup.automatic:
+    """Mark a locked top-up failed; a failed automatic one pauses auto top-up,
+    once: only while it is still the attempt in flight (the answer of the charge
+    and the later ``payment_intent.payment_failed`` webhook both end here, and
+    the customer may have saved the settings again in between)."""
+    if topup.status not in _FAILED:
+        topup.status = TopUpStatus.FAILED
+        topup.failure_message = (message or code or "declined")[:300]
+        topup.save()
+    released = autotopup_release(topup=topup)
+    if topup.automatic and released:
         autotopup_pause(
             account_id=topup.account_id,
             reason=f"the card was declined ({code or 'declined'}): {message}",

@@ -68,6 +68,7 @@ def billing(request, account: Account):
             "enabled": bool(auto and auto.enabled),
             "paused": bool(auto and auto.enabled and auto.paused_at),
             "paused_reason": _sentence(auto.paused_reason if auto else ""),
+            "operator_only": bool(auto and auto.paused_by_operator_only),
             "threshold": format_usd(auto.threshold_nanos) if auto else "",
             "amount": format_usd(auto.amount_nanos) if auto else "",
         },

@@ -1257,7 +1257,7 @@
     var state = autoState;
     if (!state) return null;
     if (state.enabled && state.paused_at) {
-      return { badge: ["badge--warning", "Paused"], text: sentence(state.paused_reason) + " Save the settings again to resume." };
+      return { badge: ["badge--warning", "Paused"], text: sentence(state.paused_reason) + (state.paused_by_operator_only ? "" : " Save the settings again to resume.") };
     }
     if (state.enabled) {
       return { badge: ["badge--ok", "On"], text: "Tops up " + formatUsd(state.amount) + " when your balance falls below " + formatUsd(state.threshold) + "." };
