@@ -25,7 +25,8 @@ ALTER TABLE billing_hold SET (fillfactor = 70);
 -- The journal and the lots' movements are append-only: UPDATE, DELETE and
 -- TRUNCATE are refused. Only a session that says so may TRUNCATE them (the
 -- tests empty the database between tests that commit with TRUNCATE); nothing
--- in the product sets agipower.allow_truncate.
+-- in the product sets agipower.allow_truncate. Other append-only tables of the
+-- floors above use the same function, their hint as the trigger's argument.
 CREATE OR REPLACE FUNCTION billing_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -35,7 +36,8 @@ BEGIN
     END IF;
     RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'AP009',
-              HINT = 'correct a journal entry with a new entry that reverses it';
+              HINT = coalesce(TG_ARGV[0],
+                              'correct a journal entry with a new entry that reverses it');
 END $$;
 
 CREATE OR REPLACE TRIGGER billing_ledgerentry_append_only
