@@ -148,7 +148,11 @@ def test_an_escaped_key_does_not_shrink_the_hold_for_images(
 
     plain_bound = prompt_bound_said(post(platform, secret, plain))
     assert prompt_bound_said(post(platform, secret, escaped)) == plain_bound
-    assert plain_bound >= 10 * IMAGE_TOKEN_ALLOWANCE
+    # Each image adds its allowance and the bytes of its part around the URL.
+    without_images = prompt_bound_said(post(platform, secret, image_request([])))
+    part = {"type": "image_url", "image_url": {"url": ""}}
+    per_image = IMAGE_TOKEN_ALLOWANCE + len(orjson.dumps(part)) + len(b",")
+    assert plain_bound - without_images == 10 * per_image
     # Whitespace is not counted either.
     spaced = json.dumps(body, indent=8).encode()
     assert prompt_bound_said(post(platform, secret, spaced)) == plain_bound
