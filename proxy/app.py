@@ -33,8 +33,9 @@ from proxy.asgi_io import (
     read_body,
     respond,
     stream_start,
+    with_request_id,
 )
-from proxy.call import Call, KeyInfo
+from proxy.call import Call, KeyInfo, request_id
 from proxy.catalog import Model, catalog_read, models_answer
 from proxy.errors import (
     ApiError,
@@ -90,6 +91,11 @@ class ProxyApp(ProxyWorker):
     async def handle(self, scope, receive, send):
         if self.pool is None:
             await self.start()
+        # Every answer carries the request's id (X-Request-Id): the id of its
+        # log, which a customer quotes to support.
+        created_at = datetime.now(UTC)
+        call_id = request_id(created_at)
+        send = with_request_id(send, str(call_id).encode())
         try:
             key = await self.authenticate(scope)
             endpoint = self.route(scope)
@@ -101,7 +107,7 @@ class ProxyApp(ProxyWorker):
             await respond(send, error.status, error.body())
             return
 
-        call = Call(key=key, endpoint=endpoint)
+        call = Call(key=key, endpoint=endpoint, id=call_id, created_at=created_at)
         try:
             ending = await self.proxy(call, scope, receive, send)
         except ClientGone:
@@ -170,10 +176,12 @@ class ProxyApp(ProxyWorker):
                 "SELECT k.id, k.account_id, CASE "
                 "WHEN k.deleted_at IS NOT NULL THEN 'deleted' "
                 "WHEN NOT u.is_active THEN 'account_disabled' "
-                "ELSE k.status END, k.limit_nanos IS NOT NULL "
+                "ELSE k.status END, k.limit_nanos IS NOT NULL, "
+                "coalesce(br.enabled, false) "
                 "FROM apikeys_apikey k "
                 "JOIN accounts_account a ON a.id = k.account_id "
                 "JOIN accounts_user u ON u.id = a.owner_id "
+                "LEFT JOIN proxy_bodyretention br ON br.account_id = k.account_id "
                 "WHERE k.digest = %s AND k.kind = 'payg'",
                 [digest],
             )
@@ -194,6 +202,8 @@ class ProxyApp(ProxyWorker):
         if not isinstance(request, dict):
             raise bad_request("The request body must be a JSON object")
         call.request = request
+        if call.key.keep_bodies:
+            call.request_body = body
 
         # Price.
         model_id = request.get("model")
@@ -417,6 +427,9 @@ class ProxyApp(ProxyWorker):
                 "The upstream provider answered something that is not an object"
             )
         metering.meter(call, answer.get("usage"), metering.answer_messages(answer))
+        call.finish_reason = metering.finish_reason(answer)
+        if call.request_body is not None:
+            call.response_body = body
         call.status = 200
         return Ending(200, body, billed=True)
 
@@ -424,7 +437,9 @@ class ProxyApp(ProxyWorker):
         """Pass the stream through as it comes, and meter it; its last event
         (``[DONE]``, or an error) is sent once settled."""
         await stream_start(send)
-        relay = call.relay = SseRelay(wants_usage=wants_usage)
+        relay = call.relay = SseRelay(
+            wants_usage=wants_usage, event_id=str(call.id).encode()
+        )
 
         def client_gone():
             # Mid-answer, upstream is closed at once. If the answer was already
@@ -466,6 +481,7 @@ class ProxyApp(ProxyWorker):
         # Upstream's own count when it came (even if the client left after it);
         # else what was delivered, counted offline.
         metering.meter(call, relay.usage, relay.delivered())
+        call.finish_reason = relay.finish_reason
         call.status = 200 if broken is None else (499 if client.gone else 502)
         call.error = broken or ""
         if broken is None:

@@ -49,6 +49,18 @@ class ClientWatch:
         self._task.cancel()
 
 
+def with_request_id(send, request_id: bytes):
+    """``send``, with the request's id in the headers of its answer
+    (``X-Request-Id``), whichever answer it is."""
+
+    async def send_with_id(message):
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message["headers"], (b"x-request-id", request_id)]
+        await send(message)
+
+    return send_with_id
+
+
 def bearer_token(scope) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization":

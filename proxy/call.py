@@ -3,8 +3,11 @@ status and usage. Settled once, it becomes its request log (``log_item``)."""
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -15,6 +18,26 @@ from proxy.streaming import SseRelay
 
 # The largest cost the request log holds (bigint): upstream may report anything.
 MAX_NANOS = 2**63 - 1
+# The most of a body kept (before compression) for an account that keeps them.
+BODY_KEPT_BYTES = 4 * 1024 * 1024
+
+
+def request_id(at: datetime) -> uuid.UUID:
+    """A UUIDv7 (RFC 9562) of the moment a request arrived: 48 bits of its
+    Unix time in milliseconds, then 74 random bits. Request logs are partitioned
+    by that moment, and ids made in order sort in order."""
+    value = int(at.timestamp() * 1000) << 80 | int.from_bytes(os.urandom(10))
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
+    return uuid.UUID(int=value)
+
+
+def _kept(body: bytes) -> tuple[str, bool]:
+    """A body as kept: at most BODY_KEPT_BYTES of it, zlib-compressed, in
+    base64 (the settlement's items are JSON); and whether it was cut."""
+    cut = len(body) > BODY_KEPT_BYTES
+    packed = zlib.compress(body[:BODY_KEPT_BYTES], 6)
+    return base64.b64encode(packed).decode("ascii"), cut
 
 
 @dataclass(frozen=True)
@@ -25,6 +48,7 @@ class KeyInfo:
     # deactivated)
     status: str
     limited: bool  # has a credit limit: its requests hold on their own
+    keep_bodies: bool = False  # its account keeps request and response bodies
 
 
 @dataclass
@@ -35,7 +59,7 @@ class Call:
     endpoint: str
     started: float = field(default_factory=time.perf_counter)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID | None = None  # request_id(created_at) unless given
     model: Model | None = None
     model_id: str = ""
     price: Price | None = None
@@ -48,11 +72,20 @@ class Call:
     usage: Usage = field(default_factory=Usage)
     cost: int = 0  # what its usage costs, uncapped
     ttft_ms: int | None = None
+    finish_reason: str = ""
     request: dict = field(default_factory=dict)
     relay: SseRelay | None = None  # its stream, once one began
+    # The bodies, for an account that keeps them.
+    request_body: bytes | None = None
+    response_body: bytes = b""
+
+    def __post_init__(self):
+        if self.id is None:
+            self.id = request_id(self.created_at)
 
     def log_item(self) -> dict:
-        return {
+        parts = metering.cost_parts(self.usage, self.price) if self.price else (0, 0, 0)
+        item = {
             "id": str(self.id),
             "hold": str(self.hold_id) if self.hold_id else None,
             "api_key_id": self.key.key_id,
@@ -73,8 +106,26 @@ class Call:
             "usage_estimated": self.usage.estimated,
             "latency_ms": int((time.perf_counter() - self.started) * 1000),
             "ttft_ms": self.ttft_ms,
+            "finish_reason": clean_text(self.finish_reason, 40),
+            # 499: the client went away before the end of its answer.
+            "cancelled": self.status == 499,
+            "upstream_model": self.model.upstream_name if self.model else "",
+            "price_id": self.price.version if self.price else None,
+            # What each kind of token costs, before any cap (the log keeps
+            # the charge by kind: proxy_batch).
+            "input_cost_nanos": min(parts[0], MAX_NANOS),
+            "cached_cost_nanos": min(parts[1], MAX_NANOS),
+            "cache_write_cost_nanos": min(parts[2], MAX_NANOS),
             "created_at": self.created_at.isoformat(),
         }
+        if self.request_body is not None:
+            body = self.response_body
+            if not body and self.relay is not None:
+                body = self.relay.transcript()
+            item["body_request"], request_cut = _kept(self.request_body)
+            item["body_response"], response_cut = _kept(body)
+            item["body_truncated"] = request_cut or response_cut
+        return item
 
 
 def clean_text(text: str, limit: int) -> str:

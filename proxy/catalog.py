@@ -58,7 +58,7 @@ CATALOG_SQL = """
            coalesce(array_agg(mp.effective_from ORDER BY mp.effective_from DESC)
                     FILTER (WHERE mp.id IS NOT NULL), '{}'),
            coalesce(array_agg(ARRAY[mp.input_nanos, mp.cached_input_nanos,
-                                    mp.cache_write_nanos, mp.output_nanos]
+                                    mp.cache_write_nanos, mp.output_nanos, mp.id]
                               ORDER BY mp.effective_from DESC)
                     FILTER (WHERE mp.id IS NOT NULL), '{}')
       FROM proxy_catalogmodel m

@@ -112,6 +112,17 @@ def answer_messages(answer: dict) -> Iterable[dict]:
             yield message
 
 
+def finish_reason(answer: dict) -> str:
+    """Why the first choice of a JSON answer ended ("stop", "length",
+    "tool_calls", …), or ""."""
+    choices = answer.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        reason = choices[0].get("finish_reason")
+        if isinstance(reason, str):
+            return reason
+    return ""
+
+
 def output_text(outputs: Iterable[dict]) -> str:
     """The text of choices' messages or deltas: content, reasoning, refusals,
     and the name and arguments of tool calls. Upstream's answers may have any
@@ -177,6 +188,20 @@ def usage_cost(usage: Usage, price: Price) -> int:
         + usage.completion_tokens * price.output
     )
     return ceil_div(total, TOKENS_PER_PRICE_UNIT)
+
+
+def cost_parts(usage: Usage, price: Price) -> tuple[int, int, int]:
+    """What the uncached input, the cached input and the cache writes cost,
+    each rounded down: the output's cost is the rest of ``usage_cost`` (it
+    takes the one rounding up). The request log keeps the charge by kind."""
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+    uncached = usage.prompt_tokens - cached - written
+    return (
+        uncached * price.input // TOKENS_PER_PRICE_UNIT,
+        cached * price.cached_input // TOKENS_PER_PRICE_UNIT,
+        written * price.cache_write // TOKENS_PER_PRICE_UNIT,
+    )
 
 
 def charge(*, cost: int, held: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -105,7 +106,14 @@ class ModelPrice(models.Model):
 
 class RequestLog(models.Model):
     """One request to /v1: who, what, how it went and what it cost. No request
-    or response bodies."""
+    or response bodies (an account that asks for them has them apart, in
+    ``RequestBody``).
+
+    The table is partitioned by month of ``created_at`` (PostgreSQL declarative
+    partitioning; its primary key is ``(id, created_at)``), so that retention
+    drops whole months (``proxy.retention``). The id is a UUIDv7 made when the
+    request arrived: it is the ``X-Request-Id`` of the request's answer, and its
+    first 48 bits are that moment in milliseconds."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     account = models.ForeignKey(
@@ -142,14 +150,38 @@ class RequestLog(models.Model):
         help_text="The usage cost more than the request's hold: it was charged "
         "the hold",
     )
+    # The charge by kind of token: their sum is cost_nanos, exactly. A charge
+    # cut short (at the hold, or by the balance) is taken from the kinds in
+    # this order, the output last.
+    input_cost_nanos = models.BigIntegerField(default=0, db_default=0)
+    cached_cost_nanos = models.BigIntegerField(default=0, db_default=0)
+    cache_write_cost_nanos = models.BigIntegerField(default=0, db_default=0)
+    output_cost_nanos = models.BigIntegerField(default=0, db_default=0)
     latency_ms = models.IntegerField(default=0)
     ttft_ms = models.IntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=40, blank=True, db_default="")
+    cancelled = models.BooleanField(
+        default=False, db_default=False, help_text="The client went away first"
+    )
+    upstream_model = models.CharField(max_length=100, blank=True, db_default="")
+    price = models.ForeignKey(
+        ModelPrice,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        help_text="The price version the request was billed at",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [
-            models.Index(fields=["account", "-created_at"], name="log_account_time"),
-            models.Index(fields=["api_key", "-created_at"], name="log_key_time"),
+            models.Index(
+                fields=["account", "-created_at", "-id"], name="log_account_time"
+            ),
+            models.Index(fields=["api_key", "-created_at", "-id"], name="log_key_time"),
             # Operators' list of over-reported requests; few rows, small index.
             models.Index(
                 fields=["-created_at"],
@@ -160,3 +192,92 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} {self.status} ({self.id})"
+
+
+class UsageRollup(models.Model):
+    """An account's usage per key × model × provider × hour (UTC): what cost
+    analytics read instead of the request logs. Written in the same
+    transaction as the request logs it counts (``proxy_batch``), so it is exact
+    and never lags; kept when retention drops the logs."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    hour = models.DateTimeField()
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    model = models.CharField(max_length=100)
+    provider = models.CharField(max_length=50)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0, help_text="Answered 400 or above")
+    prompt_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_nanos = models.BigIntegerField(default=0)
+    input_cost_nanos = models.BigIntegerField(default=0)
+    cached_cost_nanos = models.BigIntegerField(default=0)
+    cache_write_cost_nanos = models.BigIntegerField(default=0)
+    output_cost_nanos = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "hour", "api_key", "model", "provider"],
+                name="rollup_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}:00 {self.model}"
+
+
+class BodyRetention(models.Model):
+    """An account's choice to keep its requests' and responses' bodies, and
+    for how many days. Without a row (the default), none is kept."""
+
+    account = models.OneToOneField(
+        Account, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    enabled = models.BooleanField(default=False)
+    days = models.PositiveSmallIntegerField(
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(30)],
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(days__gte=1) & Q(days__lte=30), name="body_days_1_to_30"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {'on' if self.enabled else 'off'}"
+
+
+class RequestBody(models.Model):
+    """A request's body and its answer's (a JSON body, or the events of a
+    stream), zlib-compressed; kept only for an account whose
+    ``BodyRetention`` is on, and deleted when its days pass."""
+
+    request_id = models.UUIDField(primary_key=True)
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    request = models.BinaryField()
+    response = models.BinaryField()
+    truncated = models.BooleanField(
+        default=False, help_text="A body was longer than what is kept of it"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["account"], name="body_account")]
+
+    def __str__(self) -> str:
+        return f"bodies of {self.request_id}"

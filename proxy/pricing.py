@@ -30,6 +30,7 @@ class Price:
     cached_input: int
     cache_write: int
     output: int
+    version: int | None = None  # the ModelPrice row it comes from
 
 
 @dataclass(frozen=True)

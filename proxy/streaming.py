@@ -14,16 +14,19 @@ import re
 from collections.abc import Iterator
 
 DONE = b"data: [DONE]"
-_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"([^"\\]{0,40})')
 
 
 class SseRelay:
-    def __init__(self, *, wants_usage: bool):
+    def __init__(self, *, wants_usage: bool, event_id: bytes = b""):
         self.wants_usage = wants_usage
+        # The first event carries the request's id (``id:``), as OpenAI's do.
+        self._id_line = b"id: " + event_id + b"\n" if event_id else b""
         self.done = False
         self.usage: dict | None = None
         self.content_seen = False
         self.finished = False  # a choice reported its finish_reason
+        self.finish_reason = ""
         self._buffer = b""
         self._delivered: list[bytes] = []
 
@@ -39,11 +42,11 @@ class SseRelay:
         ):
             # Whole events, none of them for billing: passed through as they are.
             self._delivered.append(chunk)
-            if not self.finished and _FINISHED.search(chunk):
-                self.finished = True
+            if not self.finished:
+                self._finish_seen(chunk)
             if not self.content_seen and b'"content"' in chunk:
                 self.content_seen = True
-            return chunk
+            return self._first(chunk)
         data = self._buffer + chunk
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n")
@@ -63,14 +66,33 @@ class SseRelay:
                 if not parsed.get("choices") and not self.wants_usage:
                     continue
             else:
-                self._delivered.append(event)
-                if not self.finished and _FINISHED.search(event):
-                    self.finished = True
+                self._delivered.append(event + b"\n\n")
+                if not self.finished:
+                    self._finish_seen(event)
                 if not self.content_seen and b'"content"' in event:
                     self.content_seen = True
             out.append(event)
             out.append(b"\n\n")
-        return b"".join(out)
+        return self._first(b"".join(out))
+
+    def _first(self, out: bytes) -> bytes:
+        if out and self._id_line:
+            out, self._id_line = self._id_line + out, b""
+        return out
+
+    def _finish_seen(self, events: bytes) -> None:
+        found = _FINISHED.search(events)
+        if found:
+            self.finished = True
+            self.finish_reason = found.group(1).decode("utf-8", "replace")
+
+    def transcript(self) -> bytes:
+        """The events delivered, and upstream's usage: the stream as kept
+        for an account that keeps its bodies."""
+        usage = b""
+        if self.usage is not None:
+            usage = b'data: {"usage": ' + json.dumps(self.usage).encode() + b"}\n\n"
+        return b"".join(self._delivered) + usage
 
     def delivered(self) -> Iterator[dict]:
         """The delta of every choice delivered so far, for counting offline

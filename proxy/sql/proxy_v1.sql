@@ -158,7 +158,9 @@ BEGIN
     -- The wallet first: a retry waits here until the first try has committed.
     w := billing_wallet_lock(p_account);
     IF jsonb_array_length(p_items) > 0 AND EXISTS (
-        SELECT 1 FROM proxy_requestlog WHERE id = (p_items->0->>'id')::uuid
+        SELECT 1 FROM proxy_requestlog
+         WHERE id = (p_items->0->>'id')::uuid
+           AND created_at = (p_items->0->>'created_at')::timestamptz
     ) THEN
         -- Committed already: answer from what it wrote.
         SELECT * INTO lease FROM billing_hold
@@ -168,7 +170,9 @@ BEGIN
                                  coalesce(l.cost_nanos, 0), coalesce(l.cost_topup_nanos, 0),
                                  coalesce(l.cost_bonus_nanos, 0)) ORDER BY i.n), '[]')
                         FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(value, n)
-                        LEFT JOIN proxy_requestlog l ON l.id = (i.value->>'id')::uuid),
+                        LEFT JOIN proxy_requestlog l
+                               ON l.id = (i.value->>'id')::uuid
+                              AND l.created_at = (i.value->>'created_at')::timestamptz),
             'lease', lease.id, 'lease_amount', coalesce(lease.amount_nanos, 0),
             'granted', 0,
             'available', w.topup_nanos + w.bonus_nanos - w.held_nanos,
@@ -207,30 +211,103 @@ BEGIN
                  GROUP BY s.key_id) u
          WHERE k.id = u.key_id;
 
-        INSERT INTO proxy_requestlog (
-            id, account_id, api_key_id, model, provider, endpoint, status, error,
-            streamed, prompt_tokens, cached_tokens, cache_write_tokens,
-            completion_tokens, reasoning_tokens, usage_estimated, cost_nanos,
-            cost_topup_nanos, cost_bonus_nanos, uncapped_cost_nanos, over_reported,
-            latency_ms, ttft_ms, created_at)
-        SELECT r.id, p_account, r.api_key_id, r.model, r.provider, r.endpoint,
-               r.status,
-               left(r.error || CASE WHEN b.charged[r.ordinality] < costs[r.ordinality]
-                                    THEN ' (the balance covered only part of the cost)'
-                                    ELSE '' END, 300),
-               r.streamed, r.prompt_tokens, r.cached_tokens, r.cache_write_tokens,
-               r.completion_tokens, r.reasoning_tokens, r.usage_estimated,
-               b.charged[r.ordinality], b.from_topup[r.ordinality],
-               b.from_bonus[r.ordinality],
-               -- "cost" is already capped at the request's hold; these say what
-               -- its usage came to before that cap.
-               coalesce(r.uncapped_cost_nanos, costs[r.ordinality]),
-               coalesce(r.over_reported, false),
-               r.latency_ms, r.ttft_ms,
-               r.created_at
-          FROM jsonb_populate_recordset(NULL::proxy_requestlog, p_items)
-               WITH ORDINALITY AS r
-        ON CONFLICT (id) DO NOTHING;
+        -- The logs, and in the same statement the hourly rollups they add to
+        -- (what cost analytics read). A request's charge by kind of token sums
+        -- to its charge: a charge cut short (at its hold, or by the balance)
+        -- is taken from input, cached, cache write, in that order, and the
+        -- output is the rest.
+        WITH r AS (
+            SELECT r.*, b.charged[r.ordinality] AS charged_,
+                   b.from_topup[r.ordinality] AS topup_,
+                   b.from_bonus[r.ordinality] AS bonus_,
+                   costs[r.ordinality] AS cost_
+              FROM jsonb_populate_recordset(NULL::proxy_requestlog, p_items)
+                   WITH ORDINALITY AS r
+        ), parts AS (
+            SELECT r.*, least(coalesce(r.input_cost_nanos, 0), r.charged_) AS input_c
+              FROM r
+        ), parts2 AS (
+            SELECT p.*, least(coalesce(p.cached_cost_nanos, 0), p.charged_ - p.input_c) AS cached_c
+              FROM parts p
+        ), parts3 AS (
+            SELECT p.*, least(coalesce(p.cache_write_cost_nanos, 0),
+                              p.charged_ - p.input_c - p.cached_c) AS write_c
+              FROM parts2 p
+        ), logged AS (
+            INSERT INTO proxy_requestlog (
+                id, account_id, api_key_id, model, provider, endpoint, status, error,
+                streamed, prompt_tokens, cached_tokens, cache_write_tokens,
+                completion_tokens, reasoning_tokens, usage_estimated, cost_nanos,
+                cost_topup_nanos, cost_bonus_nanos, uncapped_cost_nanos, over_reported,
+                input_cost_nanos, cached_cost_nanos, cache_write_cost_nanos,
+                output_cost_nanos, latency_ms, ttft_ms, finish_reason, cancelled,
+                upstream_model, price_id, created_at)
+            SELECT p.id, p_account, p.api_key_id, p.model, p.provider, p.endpoint,
+                   p.status,
+                   left(p.error || CASE WHEN p.charged_ < p.cost_
+                                        THEN ' (the balance covered only part of the cost)'
+                                        ELSE '' END, 300),
+                   p.streamed, p.prompt_tokens, p.cached_tokens, p.cache_write_tokens,
+                   p.completion_tokens, p.reasoning_tokens, p.usage_estimated,
+                   p.charged_, p.topup_, p.bonus_,
+                   -- "cost" is already capped at the request's hold; these say
+                   -- what its usage came to before that cap.
+                   coalesce(p.uncapped_cost_nanos, p.cost_),
+                   coalesce(p.over_reported, false),
+                   p.input_c, p.cached_c, p.write_c,
+                   p.charged_ - p.input_c - p.cached_c - p.write_c,
+                   p.latency_ms, p.ttft_ms, coalesce(p.finish_reason, ''),
+                   coalesce(p.cancelled, false), coalesce(p.upstream_model, ''),
+                   p.price_id, p.created_at
+              FROM parts3 p
+            ON CONFLICT (id, created_at) DO NOTHING
+            RETURNING *
+        )
+        INSERT INTO proxy_usagerollup AS u (
+            account_id, hour, api_key_id, model, provider, requests, errors,
+            prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens,
+            reasoning_tokens, cost_nanos, input_cost_nanos, cached_cost_nanos,
+            cache_write_cost_nanos, output_cost_nanos)
+        SELECT p_account, date_trunc('hour', l.created_at AT TIME ZONE 'UTC')
+                          AT TIME ZONE 'UTC',
+               l.api_key_id, l.model, l.provider, count(*),
+               count(*) FILTER (WHERE l.status >= 400),
+               sum(l.prompt_tokens), sum(l.cached_tokens), sum(l.cache_write_tokens),
+               sum(l.completion_tokens), sum(l.reasoning_tokens), sum(l.cost_nanos),
+               sum(l.input_cost_nanos), sum(l.cached_cost_nanos),
+               sum(l.cache_write_cost_nanos), sum(l.output_cost_nanos)
+          FROM logged l
+         GROUP BY 2, 3, 4, 5
+        ON CONFLICT (account_id, hour, api_key_id, model, provider) DO UPDATE
+           SET requests = u.requests + EXCLUDED.requests,
+               errors = u.errors + EXCLUDED.errors,
+               prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens,
+               cached_tokens = u.cached_tokens + EXCLUDED.cached_tokens,
+               cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
+               completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens,
+               reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
+               cost_nanos = u.cost_nanos + EXCLUDED.cost_nanos,
+               input_cost_nanos = u.input_cost_nanos + EXCLUDED.input_cost_nanos,
+               cached_cost_nanos = u.cached_cost_nanos + EXCLUDED.cached_cost_nanos,
+               cache_write_cost_nanos
+                   = u.cache_write_cost_nanos + EXCLUDED.cache_write_cost_nanos,
+               output_cost_nanos = u.output_cost_nanos + EXCLUDED.output_cost_nanos;
+
+        -- The bodies, for an account that keeps them (read here, at the
+        -- commit, so none is kept once it has said no).
+        INSERT INTO proxy_requestbody (
+            request_id, account_id, created_at, expires_at, request, response,
+            truncated)
+        SELECT (e.value->>'id')::uuid, p_account,
+               (e.value->>'created_at')::timestamptz,
+               (e.value->>'created_at')::timestamptz + make_interval(days => br.days),
+               decode(e.value->>'body_request', 'base64'),
+               decode(coalesce(e.value->>'body_response', ''), 'base64'),
+               coalesce((e.value->>'body_truncated')::boolean, false)
+          FROM jsonb_array_elements(p_items) AS e(value)
+          JOIN proxy_bodyretention br ON br.account_id = p_account AND br.enabled
+         WHERE e.value ? 'body_request'
+        ON CONFLICT (request_id) DO NOTHING;
     END IF;
 
     due := EXISTS (SELECT 1 FROM billing_autotopup a
@@ -244,4 +321,75 @@ BEGIN
                          WITH ORDINALITY AS x(c, t, o, n)),
         'lease', b.lease_id, 'lease_amount', b.lease_amount,
         'granted', b.granted, 'available', b.available, 'autotopup_due', due);
+END $$;
+
+
+-- The request logs are partitioned by month of created_at (UTC), one table
+-- each, proxy_requestlog_YYYY_MM, and a default partition that catches a row
+-- no month holds yet (it stays empty while the months ahead are made in time:
+-- proxy.retention). Making a month moves its rows out of the default one.
+CREATE OR REPLACE FUNCTION proxy_requestlog_month(p_at timestamptz)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    lo timestamp := date_trunc('month', p_at AT TIME ZONE 'UTC');
+    hi timestamp := lo + interval '1 month';
+    name text := 'proxy_requestlog_' || to_char(lo, 'YYYY_MM');
+BEGIN
+    IF to_regclass(name) IS NOT NULL THEN
+        RETURN name;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('proxy_requestlog_month'));
+    IF to_regclass(name) IS NOT NULL THEN
+        RETURN name;
+    END IF;
+    EXECUTE format('CREATE TABLE %I (LIKE proxy_requestlog INCLUDING DEFAULTS)', name);
+    EXECUTE format('INSERT INTO %I SELECT * FROM proxy_requestlog_default '
+                   'WHERE created_at >= %L AND created_at < %L',
+                   name, lo AT TIME ZONE 'UTC', hi AT TIME ZONE 'UTC');
+    EXECUTE format('DELETE FROM proxy_requestlog_default '
+                   'WHERE created_at >= %L AND created_at < %L',
+                   lo AT TIME ZONE 'UTC', hi AT TIME ZONE 'UTC');
+    EXECUTE format('ALTER TABLE proxy_requestlog ATTACH PARTITION %I '
+                   'FOR VALUES FROM (%L) TO (%L)',
+                   name, lo AT TIME ZONE 'UTC', hi AT TIME ZONE 'UTC');
+    RETURN name;
+END $$;
+
+
+-- Retention: every month partition that ends at or before p_before is
+-- dropped whole; from the one that straddles it (and the default one), the
+-- logs older than p_before are deleted, at most p_limit of them (a daily task
+-- calls it again until none is left). The hourly rollups are kept. Answers
+-- the partitions dropped and the rows deleted.
+CREATE OR REPLACE FUNCTION proxy_requestlog_retain(p_before timestamptz, p_limit integer)
+RETURNS TABLE (dropped text[], deleted bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    part record;
+BEGIN
+    dropped := '{}';
+    FOR part IN
+        SELECT c.relname,
+               to_date(substr(c.relname, 18), 'YYYY_MM')::timestamp AS lo
+          FROM pg_inherits i
+          JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'proxy_requestlog'::regclass
+           AND c.relname ~ '^proxy_requestlog_[0-9]{4}_[0-9]{2}$'
+         ORDER BY c.relname
+    LOOP
+        IF (part.lo + interval '1 month') AT TIME ZONE 'UTC' <= p_before THEN
+            EXECUTE format('DROP TABLE %I', part.relname);
+            dropped := dropped || part.relname::text;
+        END IF;
+    END LOOP;
+    WITH gone AS (
+        DELETE FROM proxy_requestlog l
+         USING (SELECT id, created_at FROM proxy_requestlog
+                 WHERE created_at < p_before LIMIT p_limit) o
+         WHERE l.id = o.id AND l.created_at = o.created_at
+        RETURNING 1
+    )
+    SELECT count(*) INTO deleted FROM gone;
+    RETURN NEXT;
 END $$;

@@ -89,7 +89,9 @@ def delivered_text(sent: list[dict]) -> tuple[str, bytes]:
     events = [e for e in body.split(b"\n\n") if e]
     text = ""
     for event in events[:-1]:
-        for choice in json.loads(event[6:]).get("choices", []):
+        # The first event also has an ``id:`` line: the request's id.
+        data = event.split(b"data: ", 1)[1]
+        for choice in json.loads(data).get("choices", []):
             text += choice["delta"].get("content") or ""
     return text, events[-1]
 
