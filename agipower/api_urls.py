@@ -8,6 +8,7 @@ from billing import api as billing_api
 from billing.payments import api as payments_api
 from invoices import api as invoices_api
 from proxy import api as proxy_api
+from proxy import api_analytics
 
 urlpatterns = [
     re_path(r"^balance/?$", billing_api.BalanceView.as_view(), name="api-balance"),
@@ -31,6 +32,11 @@ urlpatterns = [
         r"^requests/?$",
         proxy_api.RequestLogListView.as_view(),
         name="api-requests",
+    ),
+    re_path(
+        r"^analytics/cost/?$",
+        api_analytics.CostAnalyticsView.as_view(),
+        name="api-analytics-cost",
     ),
     re_path(
         r"^payment-methods/?$",
