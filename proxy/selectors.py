@@ -1,14 +1,75 @@
 """Reads of the proxy's tables: request logs (an account's own only) and
-price versions."""
+price versions.
+
+An account's request logs are read newest first by keyset ("cursor")
+pagination on (created_at, id), which the index log_account_time
+(account_id, created_at DESC, id DESC) serves at any depth, and counted from
+the hourly usage rollups wherever they can answer (whole hours), the logs
+counting only the hours at the ends of the range.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import BooleanField, F, QuerySet
+from django.db.models.expressions import RawSQL
+from rest_framework.exceptions import ValidationError
 
 from accounts.models import Account
-from proxy.models import ModelPrice, RequestLog
+from proxy.filters import LogFilters
+from proxy.models import ModelPrice, RequestLog, UsageRollup
+
+# A request id (a UUIDv7) says when its request arrived, to the millisecond;
+# its log was written with that moment. Looking no further than this either
+# side of it lets PostgreSQL read one or two month partitions, not all.
+ID_WINDOW = timedelta(days=1)
+
+HOUR = timedelta(hours=1)
+
+
+def request_logs_matching(*, account: Account, filters: LogFilters) -> QuerySet:
+    """An account's request logs that ``filters`` select, newest first. A key
+    id of another account finds nothing."""
+    logs = RequestLog.objects.filter(account=account)
+    if filters.since is not None:
+        logs = logs.filter(created_at__gte=filters.since)
+    if filters.before is not None:
+        logs = logs.filter(created_at__lt=filters.before)
+    if filters.key_ids:
+        logs = logs.filter(api_key_id__in=filters.key_ids)
+    if filters.model:
+        logs = logs.filter(model=filters.model)
+    if filters.provider:
+        logs = logs.filter(provider=filters.provider)
+    if filters.status == "ok":
+        logs = logs.filter(status__lt=400)
+    elif filters.status == "error":
+        logs = logs.filter(status__gte=400)
+    if filters.finish_reason:
+        logs = logs.filter(finish_reason=filters.finish_reason)
+    if filters.request_id is not None:
+        logs = logs.filter(id=filters.request_id)
+        if (window := id_window(filters.request_id)) is not None:
+            logs = logs.filter(created_at__gte=window[0], created_at__lte=window[1])
+    return logs.order_by("-created_at", "-id")
+
+
+def id_window(request_id: uuid.UUID) -> tuple[datetime, datetime] | None:
+    """The moments the log of a UUIDv7 request id was written in (its first
+    48 bits are its creation in Unix milliseconds); None for another kind."""
+    if request_id.version != 7:
+        return None
+    try:
+        made = datetime.fromtimestamp((request_id.int >> 80) / 1000, UTC)
+        return made - ID_WINDOW, made + ID_WINDOW
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def request_logs_for_account(
@@ -21,16 +82,236 @@ def request_logs_for_account(
 ) -> QuerySet[RequestLog]:
     """An account's request logs, newest first: ``since`` inclusive, ``before``
     exclusive. A key id of another account finds nothing."""
-    logs = RequestLog.objects.filter(account=account)
-    if key_id is not None:
-        logs = logs.filter(api_key_id=key_id)
-    if model:
-        logs = logs.filter(model=model)
-    if since is not None:
-        logs = logs.filter(created_at__gte=since)
-    if before is not None:
-        logs = logs.filter(created_at__lt=before)
-    return logs.order_by("-created_at", "-id")
+    filters = LogFilters(
+        since=since,
+        before=before,
+        key_ids=(key_id,) if key_id is not None else (),
+        model=model or None,
+    )
+    return request_logs_matching(account=account, filters=filters)
+
+
+# --- pages ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """A page of request logs, newest first; each row has ``key_name``. The
+    cursors are opaque: ``next`` reads older rows, ``previous`` newer ones;
+    None when there is none to read."""
+
+    rows: list[RequestLog]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+@dataclass(frozen=True)
+class _Position:
+    created_at: datetime
+    id: uuid.UUID
+    older: bool  # read the rows older than the position (else newer ones)
+
+
+def request_logs_page(
+    *,
+    account: Account,
+    filters: LogFilters,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> LogPage:
+    """One page of the logs ``filters`` select, at ``cursor`` (the first page
+    without one).
+
+    A page starts after a row's (created_at, id), compared as a row value, so
+    that the index walks straight to it: a deep page costs what the first
+    does, and logs that arrive meanwhile (newer than any page read) never
+    shift a row onto the next page or off it."""
+    position = _cursor_read(cursor) if cursor else None
+    logs = request_logs_matching(account=account, filters=filters).annotate(
+        key_name=F("api_key__name")
+    )
+    if position is None:
+        rows = list(logs[: limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return LogPage(
+            rows=rows,
+            next_cursor=_cursor_at(rows[-1], older=True) if more else None,
+            previous_cursor=None,
+        )
+    after = [position.created_at, position.id]
+    if position.older:
+        # The bound on created_at alone spares PostgreSQL the newer months.
+        older = logs.filter(created_at__lte=position.created_at)
+        rows = list(older.filter(_row_value("<", after))[: limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return LogPage(
+            rows=rows,
+            next_cursor=_cursor_at(rows[-1], older=True) if more else None,
+            # Back to the newer rows, from this page's first (or the position,
+            # when this page is empty).
+            previous_cursor=_cursor_at(rows[0], older=False)
+            if rows
+            else _cursor_encode(position.created_at, position.id, older=False),
+        )
+    newer = logs.filter(created_at__gte=position.created_at)
+    rows = list(
+        newer.filter(_row_value(">", after)).order_by("created_at", "id")[: limit + 1]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit][::-1]
+    return LogPage(
+        rows=rows,
+        next_cursor=_cursor_at(rows[-1], older=True)
+        if rows
+        else _cursor_encode(position.created_at, position.id, older=True),
+        previous_cursor=_cursor_at(rows[0], older=False) if more else None,
+    )
+
+
+def _row_value(op: str, after: list) -> RawSQL:
+    # A row-value comparison, which PostgreSQL matches to the index's
+    # (created_at DESC, id DESC) columns; the ORM would spell it out in ORs.
+    return RawSQL(  # noqa: S611 - op is "<" or ">", the values are parameters
+        f'("proxy_requestlog"."created_at", "proxy_requestlog"."id") {op} (%s, %s)',
+        after,
+        output_field=BooleanField(),
+    )
+
+
+def _cursor_at(log: RequestLog, *, older: bool) -> str:
+    return _cursor_encode(log.created_at, log.id, older=older)
+
+
+def _cursor_encode(created_at: datetime, log_id: uuid.UUID, *, older: bool) -> str:
+    micros = _micros(created_at)
+    text = f"{'o' if older else 'n'}{micros}.{log_id.hex}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _cursor_read(cursor: str) -> _Position:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+        direction, rest = text[0], text[1:]
+        micros, hex_id = rest.split(".")
+        if direction not in "on" or not micros.isascii() or not micros.isdigit():
+            raise ValueError(direction)
+        created_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+            microseconds=int(micros)
+        )
+        return _Position(created_at, uuid.UUID(hex=hex_id), older=direction == "o")
+    except (ValueError, IndexError, UnicodeError, OverflowError, binascii.Error):
+        raise ValidationError(
+            {"cursor": ["Not a cursor of this list: use the next or previous link."]}
+        ) from None
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# --- counts -----------------------------------------------------------------
+
+
+def request_logs_count(*, account: Account, filters: LogFilters) -> int:
+    """How many logs ``filters`` select, exactly, and fast at any volume.
+
+    The hourly rollups are written in the statement that writes the logs, so
+    a whole hour's count is its rollups'; the logs count only the parts of
+    hours at the ends of the range. Retention deletes old logs and keeps their
+    rollups, so the range starts no earlier than the account's oldest log.
+    The rollups know keys, models, providers and errors; a count by finish
+    reason or request id counts the logs."""
+    logs = request_logs_matching(account=account, filters=filters)
+    if not filters.rollups_answer:
+        return logs.count()
+    oldest = (
+        RequestLog.objects.filter(account=account)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return 0
+    since = max(filters.since or oldest, oldest)
+    before = filters.before
+    if before is not None and before <= since:
+        return 0
+    whole_from = _hour_floor(since)
+    if whole_from < since:
+        whole_from += HOUR
+    whole_to = _hour_floor(before) if before is not None else None
+    if whole_to is not None and whole_to <= whole_from:
+        return logs.filter(created_at__gte=since).count()
+
+    rollups = UsageRollup.objects.filter(account=account, hour__gte=whole_from)
+    if whole_to is not None:
+        rollups = rollups.filter(hour__lt=whole_to)
+    if filters.key_ids:
+        rollups = rollups.filter(api_key_id__in=filters.key_ids)
+    if filters.model:
+        rollups = rollups.filter(model=filters.model)
+    if filters.provider:
+        rollups = rollups.filter(provider=filters.provider)
+    counted = {
+        None: F("requests"),
+        "ok": F("requests") - F("errors"),
+        "error": F("errors"),
+    }[filters.status]
+    parts = [_summed(rollups.values(n=counted))]
+    if since < whole_from:
+        parts.append(
+            _counted(logs.filter(created_at__gte=since, created_at__lt=whole_from))
+        )
+    if whole_to is not None and whole_to < before:
+        parts.append(_counted(logs.filter(created_at__gte=whole_to)))
+    # One statement, so one snapshot: a settlement committing meanwhile is
+    # counted in full (logs and rollups) or not at all.
+    sql = " + ".join(part for part, _ in parts)
+    params = [param for _, part_params in parts for param in part_params]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)  # noqa: S608 - the ORM's SQL
+        return int(cursor.fetchone()[0])
+
+
+def _counted(logs: QuerySet) -> tuple[str, tuple]:
+    sql, params = logs.order_by().values("pk").query.sql_with_params()
+    return f"(SELECT count(*) FROM ({sql}) AS part)", params  # noqa: S608 - ORM SQL
+
+
+def _summed(rows: QuerySet) -> tuple[str, tuple]:
+    sql, params = rows.order_by().query.sql_with_params()
+    return f"(SELECT coalesce(sum(n), 0) FROM ({sql}) AS part)", params  # noqa: S608
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+# --- one log ----------------------------------------------------------------
+
+
+def request_log_get(*, account: Account, log_id: uuid.UUID) -> RequestLog:
+    """One of the account's request logs, with ``key_name``; DoesNotExist for
+    another account's or an unknown id."""
+    logs = RequestLog.objects.filter(account=account, id=log_id)
+    if (window := id_window(log_id)) is not None:
+        logs = logs.filter(created_at__gte=window[0], created_at__lte=window[1])
+    return logs.annotate(key_name=F("api_key__name")).get()
+
+
+def log_price(*, log: RequestLog) -> ModelPrice | None:
+    """The price version a request was billed at (None for one that was not:
+    refused before it was priced)."""
+    if log.price_id is None:
+        return None
+    return ModelPrice.objects.filter(pk=log.price_id).first()
+
+
+# --- prices -----------------------------------------------------------------
 
 
 def price_current(*, model_id: str, when: datetime) -> ModelPrice | None:
