@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 
 from accounts.models import Account
 from apikeys.models import ApiKey
@@ -41,10 +41,12 @@ _SUMS = """
     sum(completion_tokens), sum(cost_nanos), sum(input_cost_nanos),
     sum(cached_cost_nanos), sum(cache_write_cost_nanos), sum(output_cost_nanos)
 """
+# Buckets as UTC times without a zone: grouped by, then made aware in Python.
+# (Converting every row back to timestamptz costs more than the grouping.)
 _BUCKETS = {
-    "hour": "hour",
-    "day": "date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
-    "month": "date_trunc('month', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+    "hour": "hour AT TIME ZONE 'UTC'",
+    "day": "date_trunc('day', hour AT TIME ZONE 'UTC')",
+    "month": "date_trunc('month', hour AT TIME ZONE 'UTC')",
 }
 _GROUPS = {
     "model": "model",
@@ -203,7 +205,15 @@ def cost_report(
     where = " AND ".join(filters)
     previous_since = since - (until - since)
 
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Hash the groups in memory: the planner overestimates how many there
+        # are, and would otherwise sort the rows on disk (3x slower). Neither
+        # JIT nor parallel workers: starting them costs more than these
+        # queries take.
+        cursor.execute(
+            "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off; "
+            "SET LOCAL max_parallel_workers_per_gather = 0"
+        )
         cursor.execute(
             f"""
             SELECT t, g, model, GROUPING(model) = 1 AS in_series, {_SUMS}
@@ -223,7 +233,11 @@ def cost_report(
         )
         previous = Usage.of(cursor.fetchone())
 
-    cells = [(t, g, Usage.of(sums)) for t, g, _, in_series, *sums in rows if in_series]
+    cells = [
+        (t.replace(tzinfo=UTC), g, Usage.of(sums))
+        for t, g, _, in_series, *sums in rows
+        if in_series
+    ]
     models = sorted(
         (
             ModelRow(model=name, usage=Usage.of(sums))
