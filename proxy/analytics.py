@@ -184,24 +184,28 @@ def cost_report(
     until: datetime,
     granularity: str = "day",
     group_by: str = "model",
-    key_id: int | None = None,
+    key_ids: tuple[int, ...] = (),
     model: str | None = None,
+    provider: str | None = None,
 ) -> CostReport:
     """The account's usage in ``[since, until)`` (whole hours, UTC), and in the
-    period of equal length just before. A key id of another account finds
-    nothing, as in the request logs."""
+    period of equal length just before; of some keys, a model, a provider. A
+    key id of another account finds nothing, as in the request logs."""
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity {granularity!r}")
     if group_by not in GROUPINGS:
         raise ValueError(f"group_by {group_by!r}")
     filters = ["account_id = %s"]
     params: list = [account.pk]
-    if key_id is not None:
-        filters.append("api_key_id = %s")
-        params.append(key_id)
+    if key_ids:
+        filters.append("api_key_id = ANY(%s)")
+        params.append(list(key_ids))
     if model:
         filters.append("model = %s")
         params.append(model)
+    if provider:
+        filters.append("provider = %s")
+        params.append(provider)
     where = " AND ".join(filters)
     previous_since = since - (until - since)
 

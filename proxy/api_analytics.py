@@ -3,9 +3,9 @@ rollups (``proxy.analytics``)."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, time, timedelta
 
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -16,14 +16,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.access import AccountRequired
-from accounts.validators import unsafe_character, unsafe_character_message
 from money import nanos_to_usd
 from money.fields import UsdField
 from proxy import analytics
 from proxy.analytics import GRANULARITIES, GROUPINGS, KINDS, CostReport, Usage
-from proxy.models import UsageRollup
+from proxy.filters import LogFilters, log_filters_from
 
-MODEL_MAX = UsageRollup._meta.get_field("model").max_length
+# The request logs' filters that the rollups can answer.
+FILTERS = ("key", "model", "provider")
 DEFAULT_DAYS = 30
 MAX_RANGE = timedelta(days=400)
 # An hour per bucket: a month of them at most (744 buckets).
@@ -184,25 +184,13 @@ def _choice(params, name: str, choices: tuple[str, ...], default: str) -> str:
     return value
 
 
-def _key_id(params) -> int | None:
-    value = (params.get("key") or "").strip()
-    if not value:
-        return None
-    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
-    if not re.fullmatch(r"[0-9]{1,18}", value) or int(value) == 0:
-        raise ValidationError({"key": [f"{_shown(value)} is not a key id."]})
-    return int(value)
-
-
-def _model(params) -> str | None:
-    value = (params.get("model") or "").strip()
-    if not value:
-        return None
-    if len(value) > MODEL_MAX:
-        raise ValidationError({"model": [f"At most {MODEL_MAX} characters."]})
-    if (char := unsafe_character(value)) is not None:
-        raise ValidationError({"model": [unsafe_character_message(char)]})
-    return value
+def _filters(params) -> LogFilters:
+    """``key`` (one or several), ``model`` and ``provider``, read as the
+    request logs read them."""
+    subset = QueryDict(mutable=True)
+    for name in FILTERS:
+        subset.setlist(name, params.getlist(name))
+    return log_filters_from(subset)
 
 
 def _range(params, granularity: str) -> tuple[datetime, datetime]:
@@ -343,10 +331,16 @@ class CostAnalyticsView(AccountRequired, APIView):
                 description="Groups of the series; type: one point per kind of "
                 "token (" + ", ".join(KINDS) + ") per bucket. Default: model",
             ),
-            OpenApiParameter("key", OpenApiTypes.INT, description="A key id"),
+            OpenApiParameter(
+                "key",
+                OpenApiTypes.STR,
+                description="A key id; several may be given (key=1&key=2, or "
+                "key=1,2). A key of another account finds nothing",
+            ),
             OpenApiParameter(
                 "model", OpenApiTypes.STR, description="e.g. openai/gpt-5"
             ),
+            OpenApiParameter("provider", OpenApiTypes.STR, description="e.g. openai"),
         ],
         responses=CostAnalyticsSerializer,
     )
@@ -354,8 +348,7 @@ class CostAnalyticsView(AccountRequired, APIView):
         params = request.query_params
         granularity = _choice(params, "granularity", GRANULARITIES, "day")
         group_by = _choice(params, "group_by", GROUPINGS, "model")
-        key_id = _key_id(params)
-        model = _model(params)
+        filters = _filters(params)
         since, until = _range(params, granularity)
         report = analytics.cost_report(
             account=self.account,
@@ -363,7 +356,8 @@ class CostAnalyticsView(AccountRequired, APIView):
             until=until,
             granularity=granularity,
             group_by=group_by,
-            key_id=key_id,
-            model=model,
+            key_ids=filters.key_ids,
+            model=filters.model,
+            provider=filters.provider,
         )
         return Response(report_json(report))

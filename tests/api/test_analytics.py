@@ -362,6 +362,13 @@ def test_filters_by_key_and_model(world, alice, bob):
     assert [m["model"] for m in by_model["models"]] == ["acme/mini"]
     both = get(client, **march, model="acme/mini", key=str(one.pk))
     assert both["totals"] == totals_of(items["mar-2-midnight"])
+    by_provider = get(client, **march, provider="fake")
+    assert by_provider["totals"] == totals_of(items["mar-1-gpt"], items["mar-2-error"])
+    # Several keys, as the request logs take them.
+    keys = get(client, **march, key=f"{one.pk},{two.pk}")
+    assert keys["totals"]["requests"] == 4
+    repeated = client.get(URL, {**march, "key": [str(one.pk), str(two.pk)]})
+    assert repeated.json()["totals"] == keys["totals"]
     # Filters apply to the previous period too: March 2nd to 31st.
     april = get(client, **{"from": "2026-04-01", "to": "2026-04-30"}, key=str(two.pk))
     assert april["previous"]["from"] == "2026-03-02T00:00:00Z"
@@ -457,6 +464,8 @@ def test_averages_are_exact_nanos(alice):
         ({"key": "0"}, "key"),
         ({"model": "m" * 101}, "model"),
         ({"model": "\x00"}, "model"),
+        ({"provider": "p" * 51}, "provider"),
+        ({"key": "1,x"}, "key"),
     ],
 )
 def test_bad_parameters_are_400_naming_them(alice, query, field):
