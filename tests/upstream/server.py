@@ -16,7 +16,8 @@ message (for embeddings: the first input string)::
     #upstream completion_tokens=5 reasoning_tokens=3 status=429 ...
 
 Keys (all integers but ``finish``): prompt_tokens, completion_tokens (visible
-tokens in the content), cached_tokens, reasoning_tokens (added to the reported
+tokens in the content), cached_tokens, cache_write_tokens (reported in
+prompt_tokens_details only when given), reasoning_tokens (added to the reported
 completion_tokens, as OpenAI does), reported_completion_tokens (an upstream that
 over-reports: the usage says this many completion tokens whatever the content
 and max_tokens), latency_ms, chunk_delay_ms, status (4xx/5xx), break_after,
@@ -67,6 +68,7 @@ _INT_KEYS = frozenset(
         "prompt_tokens",
         "completion_tokens",
         "cached_tokens",
+        "cache_write_tokens",
         "reasoning_tokens",
         "reported_completion_tokens",
         "latency_ms",
@@ -295,14 +297,14 @@ def make_app(
                 visible = cap - reasoning
                 finish = "length"
         completion = d.get("reported_completion_tokens", visible + reasoning)
+        prompt_details = {"cached_tokens": d.get("cached_tokens", 0), "audio_tokens": 0}
+        if "cache_write_tokens" in d:
+            prompt_details["cache_write_tokens"] = d["cache_write_tokens"]
         usage = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
-            "prompt_tokens_details": {
-                "cached_tokens": d.get("cached_tokens", 0),
-                "audio_tokens": 0,
-            },
+            "prompt_tokens_details": prompt_details,
             "completion_tokens_details": {
                 "reasoning_tokens": reasoning,
                 "audio_tokens": 0,
