@@ -1,5 +1,6 @@
 """REST: GET /api/v1/transactions, the transaction history with the invoice
-of each top-up row.
+of each top-up row, and GET /api/v1/transactions.csv, the same rows streamed
+as CSV (PostgreSQL writes it: proxy.exports).
 
 At the top floor because it composes the ledger (the rows), payments (which
 top-up a row is, and its invoice) and invoices (their download).
@@ -7,15 +8,29 @@ top-up a row is, and its invoice) and invoices (their download).
 
 from __future__ import annotations
 
+import json
+
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 
 from accounts.access import AccountRequired
-from billing.ledger.selectors import transactions_list
+from billing.ledger.models import EntryKind
+from billing.ledger.selectors import Transaction, TransactionHistory, transactions_list
 from billing.payments.selectors import topup_invoice_ids
 from money.fields import UsdField
+from proxy.exports import (
+    CsvNegotiation,
+    csv_copy,
+    csv_response,
+    range_filename,
+    safe_text_sql,
+    usd_sql,
+    utc_sql,
+)
+from proxy.filters import date_range_from
 
 
 class TransactionSerializer(serializers.Serializer):
@@ -62,3 +77,107 @@ class TransactionListView(AccountRequired, GenericAPIView):
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+TRANSACTION_COLUMNS = (
+    "id",
+    "created_at",
+    "type",
+    "amount_usd",
+    "method",
+    "description",
+    "invoice_url",
+)
+
+
+class TransactionCsvView(AccountRequired, GenericAPIView):
+    """The transaction history as CSV, newest first, streamed: the rows of
+    GET /api/v1/transactions (usage one row per UTC day), in ``from``..``to``
+    when given. Amounts are exact USD decimals."""
+
+    content_negotiation_class = CsvNegotiation
+    pagination_class = None
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "from",
+                OpenApiTypes.STR,
+                description="ISO 8601 date or date-time (UTC unless an offset is "
+                "given), inclusive",
+            ),
+            OpenApiParameter(
+                "to",
+                OpenApiTypes.STR,
+                description="ISO 8601 date or date-time, inclusive: a date "
+                "includes its whole day",
+            ),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="A header row, then a row per transaction"
+            )
+        },
+        operation_id="transactions_csv",
+    )
+    def get(self, request):
+        since, before = date_range_from(request.query_params)
+        sql, params = _transactions_sql(
+            account_id=self.account.pk,
+            since=since,
+            before=before,
+            invoice_url=request.build_absolute_uri(
+                reverse("api-invoice-pdf", kwargs={"invoice_id": _INVOICE_MARK})
+            ),
+        )
+        return csv_response(
+            request,
+            csv_copy(sql=sql, params=params, header=TRANSACTION_COLUMNS),
+            filename=range_filename("transactions", since, before),
+        )
+
+
+_INVOICE_MARK = 987654321
+
+
+def _transactions_sql(*, account_id, since, before, invoice_url) -> tuple[str, dict]:
+    """The history's own rows (``TransactionHistory``), formatted; a top-up's
+    invoice found as ``topup_invoice_ids`` finds it (its entry, or its payment
+    intent as the row's reference)."""
+    url_head, url_tail = invoice_url.split(str(_INVOICE_MARK))
+    # Each kind's method when the entry names none, as the list shows it.
+    methods = {
+        kind: Transaction("", None, 0, kind, "", "", "").method_label
+        for kind in EntryKind.values
+    }
+    method = "coalesce(nullif(r.method, ''), %(methods)s::jsonb ->> r.kind, '')"
+    sql = f"""
+        SELECT r.id, {utc_sql("r.created_at")}, r.kind, {usd_sql("r.amount_nanos")},
+               {safe_text_sql(method)},
+               {safe_text_sql("r.description")},
+               CASE WHEN invoice.id IS NOT NULL
+                    THEN %(url_head)s || invoice.id || %(url_tail)s END
+          FROM ({TransactionHistory._ROWS}) AS r
+          LEFT JOIN LATERAL (
+              SELECT t.invoice_id AS id
+                FROM billing_topup t
+               WHERE r.kind = 'topup' AND t.account_id = %(account)s
+                 AND t.invoice_id IS NOT NULL
+                 AND (t.entry_id::text = r.id
+                      OR (r.reference <> '' AND t.payment_intent_id = r.reference))
+               ORDER BY t.entry_id::text = r.id DESC
+               LIMIT 1
+          ) AS invoice ON true
+         WHERE (%(since)s::timestamptz IS NULL OR r.created_at >= %(since)s)
+           AND (%(before)s::timestamptz IS NULL OR r.created_at < %(before)s)
+         ORDER BY r.created_at DESC, r.id DESC
+    """  # noqa: S608 - constant SQL; values are parameters
+    params = {
+        "account": account_id,
+        "since": since,
+        "before": before,
+        "methods": json.dumps(methods),
+        "url_head": url_head,
+        "url_tail": url_tail,
+    }
+    return sql, params

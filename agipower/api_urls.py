@@ -22,6 +22,11 @@ urlpatterns = [
         api_transactions.TransactionListView.as_view(),
         name="api-transactions",
     ),
+    re_path(
+        r"^transactions\.csv$",
+        api_transactions.TransactionCsvView.as_view(),
+        name="api-transactions-csv",
+    ),
     re_path(r"^keys/?$", apikeys_api.KeyListView.as_view(), name="api-keys"),
     re_path(
         r"^keys/(?P<key_id>[0-9]+)/?$",
@@ -32,6 +37,16 @@ urlpatterns = [
         r"^requests/?$",
         proxy_api.RequestLogListView.as_view(),
         name="api-requests",
+    ),
+    re_path(
+        r"^requests\.csv$",
+        proxy_api.RequestLogCsvView.as_view(),
+        name="api-requests-csv",
+    ),
+    re_path(
+        r"^requests/(?P<log_id>[^/]+)/?$",
+        proxy_api.RequestLogDetailView.as_view(),
+        name="api-request",
     ),
     re_path(
         r"^analytics/cost/?$",

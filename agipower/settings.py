@@ -206,6 +206,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "agipower.api_schema.errors_documented",
     ],
+    # Two fields named status: a key's and a request log's.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "apikeys.models.KeyStatus",
+        "RequestStatusEnum": ["ok", "error"],
+    },
 }
 
 # Billing

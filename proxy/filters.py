@@ -73,7 +73,7 @@ def log_filters_from(params: Mapping) -> LogFilters:
     since = read("from", _moment_start)
     before = read("to", _moment_end)
     if since and before and before <= since:
-        errors["to"] = ["Must not be before from."]
+        errors["to"] = [_BACKWARDS]
     filters = LogFilters(
         since=since,
         before=before,
@@ -87,6 +87,28 @@ def log_filters_from(params: Mapping) -> LogFilters:
     if errors:
         raise ValidationError(errors)
     return filters
+
+
+def date_range_from(params: Mapping) -> tuple[datetime | None, datetime | None]:
+    """``from`` and ``to`` alone (for other lists, such as the transactions):
+    ``(since, before)``, since inclusive and before exclusive."""
+    errors: dict[str, list[str]] = {}
+    bounds = []
+    for name, parse in (("from", _moment_start), ("to", _moment_end)):
+        try:
+            bounds.append(parse(params, name))
+        except _Refused as refused:
+            errors[name] = [str(refused)]
+            bounds.append(None)
+    since, before = bounds
+    if since and before and before <= since:
+        errors["to"] = [_BACKWARDS]
+    if errors:
+        raise ValidationError(errors)
+    return since, before
+
+
+_BACKWARDS = "Must not be before from."
 
 
 class _Refused(ValueError):

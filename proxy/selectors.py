@@ -303,6 +303,22 @@ def request_log_get(*, account: Account, log_id: uuid.UUID) -> RequestLog:
     return logs.annotate(key_name=F("api_key__name")).get()
 
 
+def generation_ms(log: RequestLog) -> int:
+    """How long the answer took to generate: from its first token to its end
+    (the whole latency when no first token was timed)."""
+    if log.ttft_ms is None:
+        return max(log.latency_ms, 0)
+    return max(log.latency_ms - log.ttft_ms, 0)
+
+
+def throughput(log: RequestLog) -> float | None:
+    """Output tokens per second of generation; None when it took no time."""
+    ms = generation_ms(log)
+    if ms <= 0:
+        return None
+    return round(log.completion_tokens * 1000 / ms, 1)
+
+
 def log_price(*, log: RequestLog) -> ModelPrice | None:
     """The price version a request was billed at (None for one that was not:
     refused before it was priced)."""

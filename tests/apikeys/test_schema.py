@@ -27,7 +27,7 @@ def test_the_schema_documents_keys_and_requests_without_warnings(db, capsys):
     assert set(paths[key]) == {"get", "patch", "delete"}
     assert set(paths[requests]) == {"get"}
     params = {p["name"] for p in paths[requests]["get"]["parameters"]}
-    assert {"key", "model", "from", "to", "limit", "offset"} <= params
+    assert {"key", "model", "from", "to", "limit", "cursor"} <= params
 
     components = schema["components"]
     assert "key" in components["schemas"]["CreatedKey"]["properties"]

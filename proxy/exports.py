@@ -1,0 +1,255 @@
+"""CSV exports, streamed: PostgreSQL writes the CSV (``COPY (SELECT ...) TO
+STDOUT``), amounts included, and the response passes it on in chunks as it
+comes, so that an export of millions of rows is never held in memory, here or
+in the database's client.
+
+Under ASGI (how the site is served), Django reads a synchronous iterator of a
+streaming response to its end before sending a byte; the response is given an
+asynchronous iterator instead, that takes each chunk from the COPY in the
+request's own thread (``sync_to_async(thread_sensitive=True)``: the thread of
+its database connection). Under WSGI (the test client) the plain iterator
+streams as it is.
+
+Cells are safe to open in a spreadsheet: text that callers wrote (a model id,
+an error, a key's name) and that starts with = + - @ (or a tab or a carriage
+return) is prefixed with ', so that it is never read as a formula.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, time, timedelta
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
+from django.db.models import CharField, DecimalField, F, Func, QuerySet
+from django.http import StreamingHttpResponse
+from rest_framework.negotiation import BaseContentNegotiation
+
+from accounts.models import Account
+from proxy.filters import LogFilters
+from proxy.selectors import request_logs_matching
+
+# The bytes handed on at once: large enough that the hop between threads costs
+# nothing per row, small enough to start the download at once.
+CHUNK_BYTES = 256 * 1024
+
+# A text cell that a spreadsheet would read as a formula starts with one of
+# these (OWASP's list); chr(9) and chr(13) are a tab and a carriage return.
+FORMULA_START = "('=', '+', '-', '@', chr(9), chr(13))"
+
+REQUEST_LOG_COLUMNS = (
+    "id",
+    "created_at",
+    "key_id",
+    "key_name",
+    "model",
+    "provider",
+    "status",
+    "http_status",
+    "finish_reason",
+    "streamed",
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "input_cost_usd",
+    "cached_cost_usd",
+    "cache_write_cost_usd",
+    "output_cost_usd",
+    "cost_bonus_usd",
+    "cost_top_up_usd",
+    "latency_ms",
+    "ttft_ms",
+    "usage_estimated",
+    "cancelled",
+    "error",
+)
+
+
+# --- SQL pieces -----------------------------------------------------------------
+
+
+def usd_sql(expression: str) -> str:
+    """Nano-USD as an exact decimal with nine places (``0.000325000``), as
+    the JSON API writes them: numeric arithmetic, no float."""
+    return f"(({expression})::numeric * 0.000000001)"
+
+
+def safe_text_sql(expression: str) -> str:
+    """Text a spreadsheet will not take for a formula."""
+    return (
+        f"CASE WHEN left({expression}, 1) IN {FORMULA_START} "
+        f"THEN '''' || {expression} ELSE {expression} END"
+    )
+
+
+def utc_sql(expression: str) -> str:
+    """A timestamptz as ISO 8601 in UTC, to the microsecond."""
+    return (
+        f"to_char(({expression}) AT TIME ZONE 'UTC', "
+        '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')'
+    )
+
+
+def _sql(template_of, field: str, output_field) -> Func:
+    # The template's one placeholder is the column; none of them holds a "%".
+    return Func(
+        F(field),
+        template=template_of("%(expressions)s"),
+        output_field=output_field,
+    )
+
+
+def _usd(field: str) -> Func:
+    return _sql(usd_sql, field, DecimalField())
+
+
+def _text(field: str) -> Func:
+    return _sql(safe_text_sql, field, CharField())
+
+
+def _flag(field: str) -> Func:
+    return _sql(
+        lambda e: f"CASE WHEN {e} THEN 'true' ELSE 'false' END", field, CharField()
+    )
+
+
+# --- request logs ---------------------------------------------------------------
+
+
+def request_logs_csv_rows(*, account: Account, filters: LogFilters) -> QuerySet:
+    """The export's rows, newest first, each cell as REQUEST_LOG_COLUMNS
+    names, written by PostgreSQL."""
+    columns = {
+        "id": F("id"),
+        "created_at": _sql(utc_sql, "created_at", CharField()),
+        "key_id": F("api_key_id"),
+        "key_name": _text("api_key__name"),
+        "model": _text("model"),
+        "provider": _text("provider"),
+        "status": _sql(
+            lambda e: f"CASE WHEN {e} >= 400 THEN 'error' ELSE 'ok' END",
+            "status",
+            CharField(),
+        ),
+        "http_status": F("status"),
+        "finish_reason": _text("finish_reason"),
+        "streamed": _flag("streamed"),
+        "prompt_tokens": F("prompt_tokens"),
+        "cached_tokens": F("cached_tokens"),
+        "cache_write_tokens": F("cache_write_tokens"),
+        "completion_tokens": F("completion_tokens"),
+        "reasoning_tokens": F("reasoning_tokens"),
+        "cost_usd": _usd("cost_nanos"),
+        "input_cost_usd": _usd("input_cost_nanos"),
+        "cached_cost_usd": _usd("cached_cost_nanos"),
+        "cache_write_cost_usd": _usd("cache_write_cost_nanos"),
+        "output_cost_usd": _usd("output_cost_nanos"),
+        "cost_bonus_usd": _usd("cost_bonus_nanos"),
+        "cost_top_up_usd": _usd("cost_topup_nanos"),
+        "latency_ms": F("latency_ms"),
+        "ttft_ms": F("ttft_ms"),
+        "usage_estimated": _flag("usage_estimated"),
+        "cancelled": _flag("cancelled"),
+        "error": _text("error"),
+    }
+    # Aliases of their own (an annotation may not take a field's name); the
+    # CSV's header is written apart, in the same order.
+    aliases = {f"c{n:02}": expression for n, expression in enumerate(columns.values())}
+    return (
+        request_logs_matching(account=account, filters=filters)
+        .annotate(**aliases)
+        .values_list(*aliases)
+    )
+
+
+def request_logs_csv(*, account: Account, filters: LogFilters) -> Iterator[bytes]:
+    """The export of the logs ``filters`` select, in chunks of CSV."""
+    sql, params = request_logs_csv_rows(
+        account=account, filters=filters
+    ).query.sql_with_params()
+    return csv_copy(sql=sql, params=params, header=REQUEST_LOG_COLUMNS)
+
+
+# --- COPY and the response --------------------------------------------------------
+
+
+def csv_copy(*, sql: str, params, header: tuple[str, ...]) -> Iterator[bytes]:
+    """Chunks of CSV: ``header``, then the rows of ``sql`` as PostgreSQL's
+    COPY writes them. Nothing is read before the first chunk is asked for;
+    closing the iterator early cancels the COPY and leaves the connection
+    ready for the next query."""
+    yield (",".join(header) + "\r\n").encode()
+    connection.ensure_connection()
+    buffer = bytearray()
+    with connection.cursor() as cursor:
+        copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"  # noqa: S608
+        # The Django cursor wraps psycopg's, whose copy() streams.
+        with cursor.cursor.copy(copy_sql, params) as copy:
+            for data in copy:
+                buffer += data
+                if len(buffer) >= CHUNK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+def csv_response(request, chunks: Iterator[bytes], *, filename: str):
+    """A streamed CSV download of ``chunks``."""
+    # DRF's Request wraps Django's.
+    asgi = isinstance(getattr(request, "_request", request), ASGIRequest)
+    content = _pulled(chunks) if asgi else chunks
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+async def _pulled(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    pull = sync_to_async(_next, thread_sensitive=True)
+    try:
+        while (chunk := await pull(chunks)) is not None:
+            yield chunk
+    finally:
+        # A client that went away: end the COPY in its own thread.
+        await sync_to_async(chunks.close, thread_sensitive=True)()
+
+
+def _next(chunks: Iterator[bytes]) -> bytes | None:
+    # StopIteration cannot cross into a coroutine: None ends the stream.
+    return next(chunks, None)
+
+
+def range_filename(prefix: str, since: datetime | None, before: datetime | None):
+    """``requests_2026-03-01_to_2026-03-31.csv``: the range, both ends
+    inclusive, as dates when they are whole days."""
+
+    def moment(value: datetime) -> str:
+        if value.time() == time.min:
+            return value.date().isoformat()
+        return value.strftime("%Y-%m-%dT%H%M%SZ")
+
+    start = moment(since) if since else "first"
+    if before is None:
+        end = "latest"
+    elif before.time() == time.min:
+        end = (before - timedelta(days=1)).date().isoformat()
+    else:
+        end = moment(before - timedelta(microseconds=1))
+    return f"{prefix}_{start}_to_{end}.csv"
+
+
+class CsvNegotiation(BaseContentNegotiation):
+    """A CSV download answers CSV whatever ``Accept`` asks (errors before it
+    starts are JSON, as everywhere in the API)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
