@@ -3,6 +3,7 @@
 from django.urls import re_path
 
 from agipower import api_transactions
+from alerts import api as alerts_api
 from apikeys import api as apikeys_api
 from billing import api as billing_api
 from billing.payments import api as payments_api
@@ -72,6 +73,7 @@ urlpatterns = [
     re_path(
         r"^auto-top-up/?$", payments_api.AutoTopUpView.as_view(), name="api-auto-top-up"
     ),
+    re_path(r"^alerts/?$", alerts_api.AlertSettingsView.as_view(), name="api-alerts"),
     re_path(
         r"^billing-profile/?$",
         payments_api.BillingProfileView.as_view(),

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apikeys",
     "proxy",
     "invoices",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -309,6 +310,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-lots": {"task": "billing.tasks.lots_expire_due", "schedule": 60.0},
     "sweep-stale-holds": {"task": "billing.tasks.holds_sweep_stale", "schedule": 60.0},
     "auto-top-up": {"task": "billing.tasks.autotopup_sweep", "schedule": 60.0},
+    # Low-balance and key usage alerts: find the due ones, queue their emails.
+    "alerts": {"task": "alerts.tasks.alerts_scan", "schedule": 60.0},
     "reconcile-payments": {
         "task": "billing.tasks.payments_reconcile",
         "schedule": crontab(minute="*/15"),

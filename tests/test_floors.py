@@ -13,7 +13,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # Top to bottom. The money helpers are the floor under all of them.
-FLOORS = ["agipower", "proxy", "apikeys", "billing", "invoices", "accounts", "money"]
+FLOORS = [
+    "agipower",
+    "alerts",
+    "proxy",
+    "apikeys",
+    "billing",
+    "invoices",
+    "accounts",
+    "money",
+]
 RANK = {app: len(FLOORS) - i for i, app in enumerate(FLOORS)}
 TABLE = re.compile(r"\b(" + "|".join(FLOORS[1:-1]) + r")_[a-z][a-z_]*\b")
 SQL_WORD = re.compile(r"\b(SELECT|UPDATE|INSERT INTO|DELETE FROM|JOIN|FROM)\b")

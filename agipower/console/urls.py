@@ -12,4 +12,6 @@ urlpatterns = [
     path("pay-as-you-go", pay_as_you_go.pay_as_you_go, name="payg"),
     # Payments: saved cards, auto top-up, billing profile (billing's own pages).
     path("", include("billing.urls")),
+    # Alerts: low balance and key usage (alerts' own page).
+    path("", include("alerts.urls")),
 ]

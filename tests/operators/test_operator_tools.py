@@ -263,4 +263,5 @@ def test_beat_schedules_the_ledger_tasks(settings):
         "billing.tasks.ledger_reconcile",
         "billing.tasks.autotopup_sweep",
         "billing.tasks.payments_reconcile",
+        "alerts.tasks.alerts_scan",
     }
