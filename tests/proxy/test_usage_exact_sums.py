@@ -4,10 +4,14 @@ embedding model, streamed and not, cached reads, cache writes and reasoning
 tokens, a client that goes away mid-stream, an upstream failure), and then
 every place that counts them agrees to the nano: each log's charge by kind,
 the hourly rollups and a GROUP BY of the logs, the cost analytics API in every
-granularity and grouping, and the ledger's usage entries over the whole days."""
+granularity and grouping, each request's detail (found by the X-Request-Id of
+its answer), the CSV export, and the ledger's usage entries over the whole
+days."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -252,6 +256,38 @@ def test_a_sequence_of_calls_sums_to_the_nano_everywhere(
             )
             assert body["models"] == models_of(logs)
     assert usd_to_nanos(body["totals"]["cost"]) == spent
+
+    # Each call's X-Request-Id finds its log, whose detail has the cost by kind.
+    for rid, log in by_id.items():
+        found = api.get("/api/v1/requests", {"request_id": rid}).json()
+        assert [row["id"] for row in found["results"]] == [rid]
+        detail = api.get(f"/api/v1/requests/{rid}").json()
+        assert usd_to_nanos(detail["cost"]) == log.cost_nanos
+        assert {
+            kind: usd_to_nanos(v) for kind, v in detail["cost_by_kind"].items()
+        } == {
+            "input": log.input_cost_nanos,
+            "cached": log.cached_cost_nanos,
+            "cache_write": log.cache_write_cost_nanos,
+            "output": log.output_cost_nanos,
+        }
+
+    # The CSV export of those days: a row per log, its costs summing alike.
+    response = api.get("/api/v1/requests.csv", days)
+    assert response.status_code == 200
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert sorted(row["id"] for row in rows) == sorted(by_id)
+    assert sum(usd_to_nanos(row["cost_usd"]) for row in rows) == spent
+    for row in rows:
+        assert (
+            sum(
+                usd_to_nanos(row[f"{kind}_cost_usd"])
+                for kind in ("input", "cached", "cache_write", "output")
+            )
+            == usd_to_nanos(row["cost_usd"])
+            == by_id[row["id"]].cost_nanos
+        )
 
     # The ledger's usage entries over those whole days: the analytics total.
     in_days = entries.filter(created_at__gte=since, created_at__lt=end)
