@@ -4,12 +4,16 @@ compose several apps, and each app's own console pages included here."""
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from agipower.console import pay_as_you_go
+from agipower.console import analytics, data_retention, logs, pay_as_you_go
 
 app_name = "console"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="console:payg"), name="home"),
     path("pay-as-you-go", pay_as_you_go.pay_as_you_go, name="payg"),
+    path("logs", logs.log_list, name="logs"),
+    path("logs/<uuid:log_id>", logs.log_detail, name="log"),
+    path("analytics", analytics.cost_analytics, name="analytics"),
+    path("data-retention", data_retention.data_retention, name="data-retention"),
     # Payments: saved cards, auto top-up, billing profile (billing's own pages).
     path("", include("billing.urls")),
     # Alerts: low balance and key usage (alerts' own page).

@@ -19,6 +19,8 @@ folder uses lives in the root ``tests/conftest.py``.
   customer's billing profile.
 - ``invoices``: top-ups paid, credited and invoiced; PDFs as text and pictures.
 - ``browser``: Debian's Chromium for Playwright, and a thread to drive it in.
+- ``console_browser``: a signed-in console page that records what the policy
+  refuses and what the page logs; how much a chart's canvas drew; overflow.
 - ``pages``: what a page shows, by its data-testid attributes.
 
 The fake upstream stays in ``tests/upstream`` with its own tests: it is a
