@@ -77,6 +77,8 @@ WITH crossed AS (
 ), claimed AS (
     INSERT INTO alerts_lowbalancestate AS j (account_id, judged_entry_id)
     SELECT account_id, entry_id FROM due
+     -- One order for every scan: two that overlap wait, never deadlock.
+     ORDER BY account_id
     ON CONFLICT (account_id) DO UPDATE
        SET judged_entry_id = EXCLUDED.judged_entry_id
      WHERE j.judged_entry_id < EXCLUDED.judged_entry_id
@@ -114,6 +116,7 @@ SELECT account_id, %(kind)s, %(now)s, id, period_start, used, limit_nanos,
        limit_reset, percent
   FROM limited
  WHERE used::numeric * 100 >= limit_nanos::numeric * percent
+ ORDER BY id
 ON CONFLICT (api_key_id, key_period_start, key_limit_nanos)
    WHERE kind = 'key_usage' DO NOTHING
 RETURNING id
