@@ -9,7 +9,7 @@ from billing import api as billing_api
 from billing.payments import api as payments_api
 from invoices import api as invoices_api
 from proxy import api as proxy_api
-from proxy import api_analytics
+from proxy import api_analytics, data_retention_api
 
 urlpatterns = [
     re_path(r"^balance/?$", billing_api.BalanceView.as_view(), name="api-balance"),
@@ -74,6 +74,11 @@ urlpatterns = [
         r"^auto-top-up/?$", payments_api.AutoTopUpView.as_view(), name="api-auto-top-up"
     ),
     re_path(r"^alerts/?$", alerts_api.AlertSettingsView.as_view(), name="api-alerts"),
+    re_path(
+        r"^data-retention/?$",
+        data_retention_api.DataRetentionView.as_view(),
+        name="api-data-retention",
+    ),
     re_path(
         r"^billing-profile/?$",
         payments_api.BillingProfileView.as_view(),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 from agipower.embedded import embedded_database_url, persistent_secret
 from money import usd_to_nanos
@@ -287,6 +288,16 @@ PROXY_LEASE_NANOS = usd_to_nanos(env.str("PROXY_LEASE_USD", default="2"))
 PROXY_LEASE_IDLE_SECONDS = env.float("PROXY_LEASE_IDLE_SECONDS", default=1.0)
 PROXY_LEASE_TTL_SECONDS = env.int("PROXY_LEASE_TTL_SECONDS", default=120)
 
+# Request logs are kept this many days, then deleted by a daily task, whole
+# hours and whole month partitions at a time (proxy/retention.py); the hourly
+# usage rollups that analytics read are kept.
+REQUEST_LOG_RETENTION_DAYS = env.int("REQUEST_LOG_RETENTION_DAYS", default=90)
+if REQUEST_LOG_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured(
+        "REQUEST_LOG_RETENTION_DAYS must be a whole number of days, at least 1; "
+        f"it is {REQUEST_LOG_RETENTION_DAYS}"
+    )
+
 # Celery. The default broker keeps its queue in files under var/, so the worker,
 # beat and the web server cooperate with no broker server.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -319,6 +330,24 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-ledger": {
         "task": "billing.tasks.ledger_reconcile",
         "schedule": crontab(hour=3, minute=17),
+    },
+    # Request logs: the months ahead made, the days past retention deleted,
+    # the hourly rollups checked against the logs; bodies past their days.
+    "request-log-partitions": {
+        "task": "proxy.tasks.requestlog_partitions_ensure",
+        "schedule": crontab(hour=2, minute=7),
+    },
+    "request-log-retention": {
+        "task": "proxy.tasks.requestlog_retain",
+        "schedule": crontab(hour=2, minute=37),
+    },
+    "reconcile-usage-rollups": {
+        "task": "proxy.tasks.rollups_reconcile",
+        "schedule": crontab(hour=3, minute=47),
+    },
+    "expire-request-bodies": {
+        "task": "proxy.tasks.request_bodies_expire",
+        "schedule": crontab(minute=23),
     },
 }
 

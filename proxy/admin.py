@@ -2,7 +2,10 @@
 
 Prices are never edited in place: on a model's page, existing price versions
 are read-only and a change of price is a new version with its own
-``effective_from``. Request logs are read-only.
+``effective_from``. Request logs, usage rollups and the accounts' body
+retention switches are read-only. The kept bodies themselves have no page:
+what customers' requests said is theirs (an account's switch shows how many it
+keeps and their size).
 """
 
 from __future__ import annotations
@@ -14,14 +17,22 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.db import models
-from django.db.models import OuterRef, Subquery
-from django.db.models.functions import Now
+from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce, Length, Now
 from django.utils import timezone
 
 from billing.ledger.admin import ReadOnlyAdmin
 from money import MoneyError, format_usd, nanos_to_decimal, usd_to_nanos
 from proxy.catalog_file import ENV_VAR_NAME, model_id_problem
-from proxy.models import CatalogModel, ModelPrice, Provider, RequestLog
+from proxy.models import (
+    BodyRetention,
+    CatalogModel,
+    ModelPrice,
+    Provider,
+    RequestBody,
+    RequestLog,
+    UsageRollup,
+)
 
 # A version's start may lie this far in the past: the time it took to fill in
 # the form. Further back it would rewrite the price of requests already made.
@@ -381,3 +392,81 @@ class RequestLogAdmin(ReadOnlyAdmin):
     @admin.display(description="latency", ordering="latency_ms")
     def latency(self, obj: RequestLog) -> str:
         return f"{obj.latency_ms:,} ms"
+
+
+# --- Usage rollups and body retention -------------------------------------------
+
+
+@admin.register(UsageRollup)
+class UsageRollupAdmin(ReadOnlyAdmin):
+    list_display = (
+        "hour",
+        "account",
+        "api_key",
+        "model",
+        "provider",
+        "requests",
+        "errors",
+        "tokens",
+        "cost",
+    )
+    list_filter = ("provider", "model")
+    search_fields = ("account__owner__email",)
+    list_select_related = ("account__owner", "api_key")
+    ordering = ("-hour",)
+    date_hierarchy = "hour"
+    show_full_result_count = False
+
+    @admin.display(description="tokens (in / cached / out / reasoning)")
+    def tokens(self, obj: UsageRollup) -> str:
+        return (
+            f"{obj.prompt_tokens:,} / {obj.cached_tokens:,} / "
+            f"{obj.completion_tokens:,} / {obj.reasoning_tokens:,}"
+        )
+
+    @admin.display(description="cost", ordering="cost_nanos")
+    def cost(self, obj: UsageRollup) -> str:
+        return format_usd(obj.cost_nanos, 9)
+
+
+def _bodies_of_account(aggregate) -> Subquery:
+    return Subquery(
+        RequestBody.objects.filter(account=OuterRef("account"))
+        .values("account")
+        .annotate(value=aggregate)
+        .values("value")[:1]
+    )
+
+
+@admin.register(BodyRetention)
+class BodyRetentionAdmin(ReadOnlyAdmin):
+    """Which accounts keep bodies, for how long, and how much they keep: never
+    what the bodies say."""
+
+    list_display = ("account", "enabled", "days", "bodies", "size", "updated_at")
+    list_filter = ("enabled",)
+    search_fields = ("account__owner__email",)
+    list_select_related = ("account__owner",)
+    ordering = ("-updated_at",)
+    fields = ("account", "enabled", "days", "bodies", "size", "updated_at")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                bodies_kept=Coalesce(_bodies_of_account(Count("request_id")), 0),
+                bytes_kept=Coalesce(
+                    _bodies_of_account(Sum(Length("request") + Length("response"))),
+                    0,
+                ),
+            )
+        )
+
+    @admin.display(description="bodies kept", ordering="bodies_kept")
+    def bodies(self, obj: BodyRetention) -> str:
+        return f"{obj.bodies_kept:,}"
+
+    @admin.display(description="size (compressed)", ordering="bytes_kept")
+    def size(self, obj: BodyRetention) -> str:
+        return f"{obj.bytes_kept / 2**20:,.1f} MB"

@@ -154,6 +154,7 @@ DECLARE
     on_lease boolean[];
     keys bigint[];
     due boolean;
+    keep_days integer;
 BEGIN
     -- The wallet first: a retry waits here until the first try has committed.
     w := billing_wallet_lock(p_account);
@@ -293,21 +294,32 @@ BEGIN
                    = u.cache_write_cost_nanos + EXCLUDED.cache_write_cost_nanos,
                output_cost_nanos = u.output_cost_nanos + EXCLUDED.output_cost_nanos;
 
-        -- The bodies, for an account that keeps them (read here, at the
-        -- commit, so none is kept once it has said no).
-        INSERT INTO proxy_requestbody (
-            request_id, account_id, created_at, expires_at, request, response,
-            truncated)
-        SELECT (e.value->>'id')::uuid, p_account,
-               (e.value->>'created_at')::timestamptz,
-               (e.value->>'created_at')::timestamptz + make_interval(days => br.days),
-               decode(e.value->>'body_request', 'base64'),
-               decode(coalesce(e.value->>'body_response', ''), 'base64'),
-               coalesce((e.value->>'body_truncated')::boolean, false)
-          FROM jsonb_array_elements(p_items) AS e(value)
-          JOIN proxy_bodyretention br ON br.account_id = p_account AND br.enabled
-         WHERE e.value ? 'body_request'
-        ON CONFLICT (request_id) DO NOTHING;
+        -- The bodies, for an account that keeps them. The switch is read
+        -- here, at the commit, and its row stays locked (FOR SHARE) until
+        -- then: turning it off (proxy/body_retention.py) either waits for
+        -- this batch and deletes what it kept, or makes this batch wait and
+        -- find it off. Either way nothing is kept once it has said no.
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_items) AS e(value)
+                    WHERE e.value ? 'body_request') THEN
+            SELECT br.days INTO keep_days FROM proxy_bodyretention br
+             WHERE br.account_id = p_account AND br.enabled
+               FOR SHARE;
+            IF FOUND THEN
+                INSERT INTO proxy_requestbody (
+                    request_id, account_id, created_at, expires_at, request,
+                    response, truncated)
+                SELECT (e.value->>'id')::uuid, p_account,
+                       (e.value->>'created_at')::timestamptz,
+                       (e.value->>'created_at')::timestamptz
+                           + make_interval(days => keep_days),
+                       decode(e.value->>'body_request', 'base64'),
+                       decode(coalesce(e.value->>'body_response', ''), 'base64'),
+                       coalesce((e.value->>'body_truncated')::boolean, false)
+                  FROM jsonb_array_elements(p_items) AS e(value)
+                 WHERE e.value ? 'body_request'
+                ON CONFLICT (request_id) DO NOTHING;
+            END IF;
+        END IF;
     END IF;
 
     due := EXISTS (SELECT 1 FROM billing_autotopup a
@@ -327,7 +339,10 @@ END $$;
 -- The request logs are partitioned by month of created_at (UTC), one table
 -- each, proxy_requestlog_YYYY_MM, and a default partition that catches a row
 -- no month holds yet (it stays empty while the months ahead are made in time:
--- proxy.retention). Making a month moves its rows out of the default one.
+-- proxy/retention.py). Making a month moves its rows out of the default one.
+-- The month is made apart and then attached: attaching locks the log table
+-- only against another attach or a drop (SHARE UPDATE EXCLUSIVE), where
+-- CREATE TABLE ... PARTITION OF would stop every settle while it runs.
 CREATE OR REPLACE FUNCTION proxy_requestlog_month(p_at timestamptz)
 RETURNS text
 LANGUAGE plpgsql AS $$
@@ -343,7 +358,14 @@ BEGIN
     IF to_regclass(name) IS NOT NULL THEN
         RETURN name;
     END IF;
-    EXECUTE format('CREATE TABLE %I (LIKE proxy_requestlog INCLUDING DEFAULTS)', name);
+    -- No log of that month may reach the default partition between moving
+    -- its rows and attaching the month (the attach would fail on it); reads
+    -- go on meanwhile.
+    LOCK TABLE proxy_requestlog_default IN SHARE ROW EXCLUSIVE MODE;
+    -- Its CHECK constraints too: a partition must have every one of the
+    -- log table's.
+    EXECUTE format('CREATE TABLE %I (LIKE proxy_requestlog INCLUDING DEFAULTS '
+                   'INCLUDING CONSTRAINTS)', name);
     EXECUTE format('INSERT INTO %I SELECT * FROM proxy_requestlog_default '
                    'WHERE created_at >= %L AND created_at < %L',
                    name, lo AT TIME ZONE 'UTC', hi AT TIME ZONE 'UTC');
@@ -358,10 +380,18 @@ END $$;
 
 
 -- Retention: every month partition that ends at or before p_before is
--- dropped whole; from the one that straddles it (and the default one), the
--- logs older than p_before are deleted, at most p_limit of them (a daily task
--- calls it again until none is left). The hourly rollups are kept. Answers
--- the partitions dropped and the rows deleted.
+-- dropped whole; then, from the one that straddles it (and the default one),
+-- the logs older than p_before are deleted, at most p_limit of them a call.
+-- The caller (proxy/retention.py) calls again until a call drops nothing and
+-- deletes fewer than p_limit. The hourly rollups are kept. Answers the
+-- partitions dropped and the rows deleted.
+--
+-- Dropping a partition locks the whole log table (ACCESS EXCLUSIVE: every
+-- settle waits) until the transaction ends, so a call that dropped something
+-- answers at once and leaves the deleting to the next call. The deletes walk
+-- the primary key in id order: ids are UUIDv7, so that is the order of time,
+-- and a plain index scan marks the entries it finds deleted as dead, so a
+-- batch never walks again over those of the batches before it.
 CREATE OR REPLACE FUNCTION proxy_requestlog_retain(p_before timestamptz, p_limit integer)
 RETURNS TABLE (dropped text[], deleted bigint)
 LANGUAGE plpgsql AS $$
@@ -369,6 +399,7 @@ DECLARE
     part record;
 BEGIN
     dropped := '{}';
+    deleted := 0;
     FOR part IN
         SELECT c.relname,
                to_date(substr(c.relname, 18), 'YYYY_MM')::timestamp AS lo
@@ -383,13 +414,21 @@ BEGIN
             dropped := dropped || part.relname::text;
         END IF;
     END LOOP;
-    WITH gone AS (
-        DELETE FROM proxy_requestlog l
-         USING (SELECT id, created_at FROM proxy_requestlog
-                 WHERE created_at < p_before LIMIT p_limit) o
-         WHERE l.id = o.id AND l.created_at = o.created_at
-        RETURNING 1
-    )
-    SELECT count(*) INTO deleted FROM gone;
+    IF cardinality(dropped) = 0 THEN
+        WITH due AS (
+            -- account_id: a column the index lacks, so that this is a plain
+            -- index scan (an index-only scan marks no entry dead).
+            SELECT l.id, l.created_at, l.account_id FROM proxy_requestlog l
+             WHERE l.created_at < p_before
+             ORDER BY l.id
+             LIMIT p_limit
+        ), gone AS (
+            DELETE FROM proxy_requestlog l
+             USING due
+             WHERE l.id = due.id AND l.created_at = due.created_at
+            RETURNING 1
+        )
+        SELECT count(*) INTO deleted FROM gone;
+    END IF;
     RETURN NEXT;
 END $$;

@@ -1,0 +1,381 @@
+"""The data retention switch (proxy/body_retention.py): off by default; on, the
+real proxy keeps the bodies of JSON and streamed calls, compressed, until
+their days pass; off, every body kept is deleted at once and new calls keep
+none, even while the proxy's key cache still says on; never another
+account's. Through ``GET, PUT /api/v1/data-retention`` and the console page."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import orjson
+import psycopg
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apikeys.models import KeyKind
+from apikeys.services import key_create
+from proxy import tasks
+from proxy.body_retention import body_retention_get, body_retention_set
+from proxy.models import RequestBody, RequestLog
+from tests.support.bodies import body_fields, unpacked
+from tests.support.pages import texts
+from tests.support.platform import database_url
+from tests.support.usage import usage_commit, usage_item
+from tests.support.world import grant
+
+
+def api_for(user) -> APIClient:
+    """A user calling /api/v1 with a management key, as an integrator would."""
+    secret = key_create(
+        account=user.account, name="manage", kind=KeyKind.MANAGEMENT
+    ).secret
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def messages(text: str) -> list[dict]:
+    return [{"role": "user", "content": f"Tell me a story {text}"}]
+
+
+def sse_data(stream: bytes) -> list[dict]:
+    """The JSON of each event of a kept stream."""
+    events = [event for event in stream.split(b"\n\n") if event.strip()]
+    return [
+        orjson.loads(
+            b"".join(
+                line[5:].strip()
+                for line in event.split(b"\n")
+                if line.startswith(b"data:")
+            )
+        )
+        for event in events
+    ]
+
+
+# --- through the real proxy ------------------------------------------------------
+
+
+def test_switched_on_json_and_streamed_calls_keep_their_bodies(alice, alice_client):
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=3)
+
+    asked = messages("#upstream prompt_tokens=12 completion_tokens=4")
+    raw = alice_client.chat.completions.with_raw_response.create(
+        model="fake/gpt", messages=asked, temperature=0.5
+    )
+    kept = RequestBody.objects.get(request_id=raw.headers["x-request-id"])
+    log = RequestLog.objects.get(pk=kept.request_id)
+    assert kept.account_id == alice.account.pk
+    assert orjson.loads(unpacked(kept.request)) == {
+        "model": "fake/gpt",
+        "messages": asked,
+        "temperature": 0.5,
+    }
+    # The answer as the client received it, byte for byte.
+    assert unpacked(kept.response) == raw.http_response.content
+    assert raw.parse().usage.completion_tokens == 4
+    assert (kept.created_at, kept.expires_at) == (
+        log.created_at,
+        log.created_at + timedelta(days=3),
+    )
+    assert not kept.truncated
+    # Kept compressed.
+    assert bytes(kept.request)[:1] == b"\x78"
+
+    asked = messages("#upstream completion_tokens=5")
+    stream = alice_client.chat.completions.create(
+        model="fake/gpt",
+        messages=asked,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    kept = RequestBody.objects.get(request_id=stream.response.headers["x-request-id"])
+    assert orjson.loads(unpacked(kept.request)) == {
+        "model": "fake/gpt",
+        "messages": asked,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    *events, usage = sse_data(unpacked(kept.response))
+    # Every event the client received, and upstream's usage.
+    assert events == [chunk.to_dict() for chunk in chunks[:-1]]
+    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events) == (
+        "tok tok tok tok tok"
+    )
+    assert usage == {"usage": chunks[-1].usage.to_dict()}
+    assert RequestBody.objects.count() == 2
+
+
+def test_off_by_default_nothing_is_kept(alice, alice_client):
+    assert not body_retention_get(account=alice.account).enabled
+    alice_client.chat.completions.create(model="fake/gpt", messages=messages(""))
+    assert RequestLog.objects.count() == 1
+    assert not RequestBody.objects.exists()
+
+
+def test_switching_off_deletes_every_body_and_new_calls_keep_none(alice, alice_client):
+    api = api_for(alice)
+    assert api.put(
+        "/api/v1/data-retention",
+        {"store_bodies": True, "retention_days": 3},
+        format="json",
+    ).json() == {"store_bodies": True, "retention_days": 3}
+    alice_client.chat.completions.create(model="fake/gpt", messages=messages("a"))
+    list(
+        alice_client.chat.completions.create(
+            model="fake/gpt", messages=messages("b"), stream=True
+        )
+    )
+    assert RequestBody.objects.filter(account=alice.account).count() == 2
+
+    answer = api.put("/api/v1/data-retention", {"store_bodies": False}, format="json")
+    assert answer.status_code == 200
+    assert answer.json() == {"store_bodies": False, "retention_days": 3}
+    assert not RequestBody.objects.exists()
+
+    # At once: the proxy's key cache may still say "keep", the settlement
+    # reads the switch itself.
+    alice_client.chat.completions.create(model="fake/gpt", messages=messages("c"))
+    list(
+        alice_client.chat.completions.create(
+            model="fake/gpt", messages=messages("d"), stream=True
+        )
+    )
+    assert RequestLog.objects.count() == 4
+    assert not RequestBody.objects.exists()
+
+
+def test_expired_bodies_are_deleted_and_new_days_apply_to_new_bodies(
+    alice, alice_client
+):
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=1)
+    first = alice_client.chat.completions.with_raw_response.create(
+        model="fake/gpt", messages=messages("1")
+    )
+    second = alice_client.chat.completions.with_raw_response.create(
+        model="fake/gpt", messages=messages("2")
+    )
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=5)
+    third = alice_client.chat.completions.with_raw_response.create(
+        model="fake/gpt", messages=messages("3")
+    )
+    days = {
+        str(body.request_id): (body.expires_at - body.created_at).days
+        for body in RequestBody.objects.all()
+    }
+    assert days == {
+        first.headers["x-request-id"]: 1,
+        second.headers["x-request-id"]: 1,
+        third.headers["x-request-id"]: 5,
+    }
+
+    RequestBody.objects.filter(request_id=first.headers["x-request-id"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert tasks.request_bodies_expire.delay().get() == 1
+    assert set(map(str, RequestBody.objects.values_list("request_id", flat=True))) == {
+        second.headers["x-request-id"],
+        third.headers["x-request-id"],
+    }
+    assert tasks.request_bodies_expire.delay().get() == 0
+
+
+def test_another_accounts_switch_and_bodies_are_its_own(
+    alice, alice_client, bob, client_for, client
+):
+    grant(bob, "5")
+    bob_client = client_for(key_create(account=bob.account, name="bob").secret)
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=2)
+    body_retention_set(account=bob.account, store_bodies=True, retention_days=9)
+    alice_client.chat.completions.create(model="fake/gpt", messages=messages("a"))
+    bob_client.chat.completions.create(model="fake/gpt", messages=messages("b"))
+    bob_body = RequestBody.objects.get(account=bob.account)
+
+    alice_api = api_for(alice)
+    assert alice_api.put(
+        "/api/v1/data-retention", {"store_bodies": False}, format="json"
+    ).json() == {"store_bodies": False, "retention_days": 2}
+    assert list(RequestBody.objects.all()) == [bob_body]
+    assert api_for(bob).get("/api/v1/data-retention").json() == {
+        "store_bodies": True,
+        "retention_days": 9,
+    }
+    bob_client.chat.completions.create(model="fake/gpt", messages=messages("c"))
+    assert RequestBody.objects.filter(account=bob.account).count() == 2
+
+    # alice's page counts hers only.
+    client.force_login(alice)
+    page = client.get("/console/data-retention")
+    assert texts(page, "data-retention-stored") == ["0 bodies stored now."]
+
+
+# --- the API and the page, without calls -----------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_api_answers_the_default_and_refuses_bad_input_naming_the_field(alice):
+    api = api_for(alice)
+    assert api.get("/api/v1/data-retention").json() == {
+        "store_bodies": False,
+        "retention_days": 7,
+    }
+    for body, field in (
+        ({"store_bodies": True, "retention_days": 0}, "retention_days"),
+        ({"store_bodies": True, "retention_days": 31}, "retention_days"),
+        ({"store_bodies": True, "retention_days": "a week"}, "retention_days"),
+        ({"retention_days": 3}, "store_bodies"),
+        ({"store_bodies": "maybe"}, "store_bodies"),
+    ):
+        answer = api.put("/api/v1/data-retention", body, format="json")
+        assert answer.status_code == 400, body
+        assert field in answer.json(), answer.json()
+    assert not body_retention_get(account=alice.account).enabled
+    assert APIClient().get("/api/v1/data-retention").status_code == 401
+    # The days alone may change; on, and then 30 days.
+    assert api.put(
+        "/api/v1/data-retention/", {"store_bodies": True}, format="json"
+    ).json() == {"store_bodies": True, "retention_days": 7}
+    assert api.put(
+        "/api/v1/data-retention",
+        {"store_bodies": True, "retention_days": 30},
+        format="json",
+    ).json() == {"store_bodies": True, "retention_days": 30}
+
+
+@pytest.mark.django_db
+def test_the_console_page_turns_it_on_and_off(alice, client):
+    client.force_login(alice)
+    page = client.get("/console/data-retention")
+    assert page.status_code == 200
+    assert texts(page, "data-retention-status")[0].startswith("Bodies are not stored.")
+    assert b'aria-current="page"' in page.content and b"Data retention" in page.content
+
+    page = client.post(
+        "/console/data-retention",
+        {"store_bodies": "on", "retention_days": "10"},
+        follow=True,
+    )
+    assert "stored from now on, each for 10 days" in page.content.decode()
+    retention = body_retention_get(account=alice.account)
+    assert (retention.enabled, retention.days) == (True, 10)
+
+    refused = client.post(
+        "/console/data-retention", {"store_bodies": "on", "retention_days": "31"}
+    )
+    assert refused.status_code == 400
+    assert "less than or equal to 30" in refused.content.decode()
+    assert body_retention_get(account=alice.account).days == 10
+
+    key = key_create(account=alice.account, name="k")
+    usage_commit(
+        alice.account.pk,
+        [
+            usage_item(key, at=timezone.now(), **body_fields(b"{}", b"{}")),
+            usage_item(key, at=timezone.now(), **body_fields(b"{}", b"{}")),
+        ],
+    )
+    page = client.get("/console/data-retention")
+    assert texts(page, "data-retention-stored") == ["2 bodies stored now."]
+    page = client.post("/console/data-retention", {"retention_days": "10"}, follow=True)
+    assert "Bodies are not stored. The 2 stored bodies were deleted." in (
+        page.content.decode()
+    )
+    assert not RequestBody.objects.exists()
+    assert not body_retention_get(account=alice.account).enabled
+
+
+# --- the switch against a settlement in flight ------------------------------------
+
+
+def _settle_open(url: str, account_id: int, items: list[dict]) -> psycopg.Connection:
+    """Run the settlement's statement on a connection of its own and leave its
+    transaction open (a settlement that has not committed yet)."""
+    conn = psycopg.connect(url)
+    conn.execute(
+        "SELECT proxy_batch(%s, NULL, %s::jsonb, 0, 0, 0, 0, %s, %s, %s)",
+        [
+            account_id,
+            orjson.dumps(items).decode(),
+            timezone.now() + timedelta(minutes=15),
+            f"race-{items[0]['id']}",
+            "API usage",
+        ],
+    )
+    return conn
+
+
+def _in_thread(job) -> threading.Thread:
+    def run():
+        try:
+            job()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_turning_off_beside_a_settlement_in_flight_leaves_no_body(alice):
+    key = key_create(account=alice.account, name="race")
+    url = database_url(connection.settings_dict)
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=3)
+
+    # The settlement first: turning off waits for it, then deletes its body.
+    settling = _settle_open(
+        url,
+        alice.account.pk,
+        [usage_item(key, at=timezone.now(), **body_fields(b"{}", b"{}"))],
+    )
+    try:
+        off = _in_thread(
+            lambda: body_retention_set(
+                account=alice.account, store_bodies=False, retention_days=3
+            )
+        )
+        off.join(0.5)
+        assert off.is_alive()  # waiting for the settlement's lock on the switch
+        settling.commit()
+    finally:
+        settling.close()  # rolls back what is not committed
+    off.join(10)
+    assert RequestLog.objects.count() == 1
+    assert not RequestBody.objects.exists()
+
+    # Turning off first: the settlement waits for it, then finds it off.
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=3)
+    turned_off, may_commit, settled = (threading.Event() for _ in range(3))
+
+    def turn_off_slowly():
+        with transaction.atomic():
+            body_retention_set(
+                account=alice.account, store_bodies=False, retention_days=3
+            )
+            turned_off.set()
+            may_commit.wait(10)
+
+    item = usage_item(key, at=timezone.now(), **body_fields(b"{}", b"{}"))
+
+    def settle():
+        with _settle_open(url, alice.account.pk, [item]) as conn:
+            conn.commit()
+        settled.set()
+
+    off = _in_thread(turn_off_slowly)
+    try:
+        assert turned_off.wait(10)
+        settler = _in_thread(settle)
+        assert not settled.wait(0.5)  # waiting for the switch's row
+    finally:
+        may_commit.set()
+    off.join(10)
+    settler.join(10)
+    assert settled.is_set()
+    assert RequestLog.objects.filter(pk=item["id"]).exists()
+    assert not RequestBody.objects.exists()
