@@ -388,15 +388,17 @@ END $$;
 --
 -- Dropping a partition locks the whole log table (ACCESS EXCLUSIVE: every
 -- settle waits) until the transaction ends, so a call that dropped something
--- answers at once and leaves the deleting to the next call. The deletes walk
--- the primary key in id order: ids are UUIDv7, so that is the order of time,
--- and a plain index scan marks the entries it finds deleted as dead, so a
--- batch never walks again over those of the batches before it.
+-- answers at once and leaves the deleting to the next call. The logs due are
+-- taken in id order (ids are UUIDv7: the order of time) along the primary
+-- key, and deleted as a range of it, up to the last of them: each call costs
+-- its own rows, never a scan of the month (a join of the rows to delete with
+-- the table may be planned as one). EXECUTE plans each with its values.
 CREATE OR REPLACE FUNCTION proxy_requestlog_retain(p_before timestamptz, p_limit integer)
 RETURNS TABLE (dropped text[], deleted bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     part record;
+    last uuid;
 BEGIN
     dropped := '{}';
     deleted := 0;
@@ -415,20 +417,15 @@ BEGIN
         END IF;
     END LOOP;
     IF cardinality(dropped) = 0 THEN
-        WITH due AS (
-            -- account_id: a column the index lacks, so that this is a plain
-            -- index scan (an index-only scan marks no entry dead).
-            SELECT l.id, l.created_at, l.account_id FROM proxy_requestlog l
-             WHERE l.created_at < p_before
-             ORDER BY l.id
-             LIMIT p_limit
-        ), gone AS (
-            DELETE FROM proxy_requestlog l
-             USING due
-             WHERE l.id = due.id AND l.created_at = due.created_at
-            RETURNING 1
-        )
-        SELECT count(*) INTO deleted FROM gone;
+        EXECUTE 'SELECT d.id FROM (SELECT id FROM proxy_requestlog'
+                '                   WHERE created_at < $1 ORDER BY id LIMIT $2) d'
+                ' ORDER BY d.id DESC LIMIT 1'
+           INTO last USING p_before, p_limit;
+        IF last IS NOT NULL THEN
+            EXECUTE 'DELETE FROM proxy_requestlog WHERE created_at < $1 AND id <= $2'
+              USING p_before, last;
+            GET DIAGNOSTICS deleted = ROW_COUNT;
+        END IF;
     END IF;
     RETURN NEXT;
 END $$;
