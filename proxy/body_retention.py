@@ -77,16 +77,18 @@ def body_retention_set(
     return retention, deleted
 
 
+# Each batch is found by an index and deleted by the rows' addresses (a TID
+# scan): never a scan of the whole table, however the planner would join.
 EXPIRED = """
-    DELETE FROM proxy_requestbody WHERE request_id IN (
-        SELECT request_id FROM proxy_requestbody WHERE expires_at < %s LIMIT %s)
+    DELETE FROM proxy_requestbody WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM proxy_requestbody WHERE expires_at < %s LIMIT %s))
 """
 # A body expires at most DAYS_MAX days after its request, so the index on the
 # expiry bounds the search for the bodies of requests made before a moment.
 OLDER = """
-    DELETE FROM proxy_requestbody WHERE request_id IN (
-        SELECT request_id FROM proxy_requestbody
-         WHERE expires_at < %s AND created_at < %s LIMIT %s)
+    DELETE FROM proxy_requestbody WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM proxy_requestbody
+         WHERE expires_at < %s AND created_at < %s LIMIT %s))
 """
 
 

@@ -264,4 +264,8 @@ def test_beat_schedules_the_ledger_tasks(settings):
         "billing.tasks.autotopup_sweep",
         "billing.tasks.payments_reconcile",
         "alerts.tasks.alerts_scan",
+        "proxy.tasks.requestlog_partitions_ensure",
+        "proxy.tasks.requestlog_retain",
+        "proxy.tasks.rollups_reconcile",
+        "proxy.tasks.request_bodies_expire",
     }

@@ -379,3 +379,33 @@ def test_turning_off_beside_a_settlement_in_flight_leaves_no_body(alice):
     assert settled.is_set()
     assert RequestLog.objects.filter(pk=item["id"]).exists()
     assert not RequestBody.objects.exists()
+
+
+@pytest.mark.django_db
+def test_operators_see_how_much_an_account_keeps_never_what(alice, ops, client):
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=4)
+    key = key_create(account=alice.account, name="k")
+    item = usage_item(
+        key, at=timezone.now(), **body_fields(b'{"secret": "plans"}', b"{}")
+    )
+    usage_commit(alice.account.pk, [item])
+    client.force_login(ops)
+
+    index = client.get("/admin/").content.decode()
+    assert "/admin/proxy/usagerollup/" in index
+    assert "/admin/proxy/bodyretention/" in index
+    assert "requestbody" not in index
+    assert client.get("/admin/proxy/requestbody/").status_code == 404
+    switches = client.get("/admin/proxy/bodyretention/")
+    assert switches.status_code == 200
+    assert "alice@example.com" in switches.content.decode()
+    assert ">1<" in switches.content.decode()  # one body kept
+    for page in (
+        switches,
+        client.get(f"/admin/proxy/bodyretention/{alice.account.pk}/change/"),
+        client.get("/admin/proxy/requestlog/"),
+        client.get(f"/admin/proxy/requestlog/{item['id']}/change/"),
+        client.get("/admin/proxy/usagerollup/"),
+    ):
+        assert page.status_code == 200
+        assert b"secret" not in page.content
