@@ -234,6 +234,46 @@ class UsageRollup(models.Model):
         return f"{self.account_id} {self.hour:%Y-%m-%d %H}:00 {self.model}"
 
 
+class UsageRollupDay(models.Model):
+    """The hourly rollups summed by day (UTC), kept by a trigger on
+    ``UsageRollup`` (``proxy_usagerollup_to_day``): in the same transaction, so
+    always their exact sum. Long ranges read these (a 90-day range of an account
+    is 90 × its keys × models rows, not 2,160 ×)."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    model = models.CharField(max_length=100)
+    provider = models.CharField(max_length=50)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_nanos = models.BigIntegerField(default=0)
+    input_cost_nanos = models.BigIntegerField(default=0)
+    cached_cost_nanos = models.BigIntegerField(default=0)
+    cache_write_cost_nanos = models.BigIntegerField(default=0)
+    output_cost_nanos = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "day", "api_key", "model", "provider"],
+                name="rollup_day_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day} {self.model}"
+
+
 class BodyRetention(models.Model):
     """An account's choice to keep its requests' and responses' bodies, and
     for how many days. Without a row (the default), none is kept."""

@@ -429,3 +429,74 @@ BEGIN
     END IF;
     RETURN NEXT;
 END $$;
+
+
+-- The daily rollups follow the hourly ones (any change of an hourly row, by
+-- proxy_batch or anyone else, in its transaction): what a row adds to its day
+-- is what it adds to its hour. proxy_usageday_add adds p - m to the day of
+-- their row (either may be NULL: an insert, a delete).
+CREATE OR REPLACE FUNCTION proxy_usageday_add(p proxy_usagerollup, m proxy_usagerollup)
+RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO proxy_usagerollupday AS d (
+        account_id, day, api_key_id, model, provider, requests, errors,
+        prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens,
+        reasoning_tokens, cost_nanos, input_cost_nanos, cached_cost_nanos,
+        cache_write_cost_nanos, output_cost_nanos)
+    VALUES (
+        coalesce(p.account_id, m.account_id),
+        (coalesce(p.hour, m.hour) AT TIME ZONE 'UTC')::date,
+        coalesce(p.api_key_id, m.api_key_id), coalesce(p.model, m.model),
+        coalesce(p.provider, m.provider),
+        coalesce(p.requests, 0) - coalesce(m.requests, 0),
+        coalesce(p.errors, 0) - coalesce(m.errors, 0),
+        coalesce(p.prompt_tokens, 0) - coalesce(m.prompt_tokens, 0),
+        coalesce(p.cached_tokens, 0) - coalesce(m.cached_tokens, 0),
+        coalesce(p.cache_write_tokens, 0) - coalesce(m.cache_write_tokens, 0),
+        coalesce(p.completion_tokens, 0) - coalesce(m.completion_tokens, 0),
+        coalesce(p.reasoning_tokens, 0) - coalesce(m.reasoning_tokens, 0),
+        coalesce(p.cost_nanos, 0) - coalesce(m.cost_nanos, 0),
+        coalesce(p.input_cost_nanos, 0) - coalesce(m.input_cost_nanos, 0),
+        coalesce(p.cached_cost_nanos, 0) - coalesce(m.cached_cost_nanos, 0),
+        coalesce(p.cache_write_cost_nanos, 0) - coalesce(m.cache_write_cost_nanos, 0),
+        coalesce(p.output_cost_nanos, 0) - coalesce(m.output_cost_nanos, 0))
+    ON CONFLICT (account_id, day, api_key_id, model, provider) DO UPDATE
+       SET requests = d.requests + EXCLUDED.requests,
+           errors = d.errors + EXCLUDED.errors,
+           prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
+           cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens,
+           cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
+           completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens,
+           reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
+           cost_nanos = d.cost_nanos + EXCLUDED.cost_nanos,
+           input_cost_nanos = d.input_cost_nanos + EXCLUDED.input_cost_nanos,
+           cached_cost_nanos = d.cached_cost_nanos + EXCLUDED.cached_cost_nanos,
+           cache_write_cost_nanos
+               = d.cache_write_cost_nanos + EXCLUDED.cache_write_cost_nanos,
+           output_cost_nanos = d.output_cost_nanos + EXCLUDED.output_cost_nanos
+$$;
+
+CREATE OR REPLACE FUNCTION proxy_usagerollup_to_day()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM proxy_usageday_add(NEW, NULL);
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM proxy_usageday_add(NULL, OLD);
+    ELSIF (NEW.account_id, (NEW.hour AT TIME ZONE 'UTC')::date, NEW.api_key_id,
+           NEW.model, NEW.provider)
+          = (OLD.account_id, (OLD.hour AT TIME ZONE 'UTC')::date, OLD.api_key_id,
+             OLD.model, OLD.provider) THEN
+        PERFORM proxy_usageday_add(NEW, OLD);  -- the usual update: sums grow
+    ELSE
+        PERFORM proxy_usageday_add(NEW, NULL);
+        PERFORM proxy_usageday_add(NULL, OLD);
+    END IF;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS proxy_usagerollup_to_day ON proxy_usagerollup;
+CREATE TRIGGER proxy_usagerollup_to_day
+    AFTER INSERT OR UPDATE OR DELETE ON proxy_usagerollup
+    FOR EACH ROW EXECUTE FUNCTION proxy_usagerollup_to_day();

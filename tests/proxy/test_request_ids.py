@@ -5,7 +5,9 @@ hourly rollup counts it in the same commit."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from datetime import timedelta
 
 import httpx
 import openai
@@ -13,7 +15,7 @@ import pytest
 
 from apikeys.services import key_create
 from money import ceil_div
-from proxy.models import ModelPrice, RequestLog, UsageRollup
+from proxy.models import ModelPrice, RequestLog, UsageRollup, UsageRollupDay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -162,3 +164,38 @@ def test_an_upstream_error_is_logged_under_its_request_id(alice, alice_client):
     assert log.status == 502
     rollup = UsageRollup.objects.get()
     assert (rollup.requests, rollup.errors, rollup.cost_nanos) == (1, 1, 0)
+
+
+def test_the_daily_rollups_are_the_sums_of_the_hourly_ones(alice, alice_client):
+    for directive in ("prompt_tokens=10 completion_tokens=2", "status=500"):
+        with contextlib.suppress(openai.InternalServerError):
+            alice_client.chat.completions.create(**ask(f"#upstream {directive}"))
+    hourly = UsageRollup.objects.get()
+    # An hour moved to another day, and a row taken away: the days follow.
+    UsageRollup.objects.create(
+        account=alice.account,
+        hour=hourly.hour - timedelta(days=3),
+        api_key_id=hourly.api_key_id,
+        model="other/model",
+        provider="other",
+        requests=4,
+        cost_nanos=40,
+    )
+    moved = UsageRollup.objects.get(model="other/model")
+    moved.hour -= timedelta(days=1)
+    moved.save()
+
+    def days():
+        return {
+            (d.day, d.model): (d.requests, d.errors, d.prompt_tokens, d.cost_nanos)
+            for d in UsageRollupDay.objects.filter(account=alice.account)
+            if d.requests
+        }
+
+    today = hourly.hour.date()
+    assert days() == {
+        (today, "fake/gpt"): (2, 1, 10, hourly.cost_nanos),
+        (today - timedelta(days=4), "other/model"): (4, 0, 0, 40),
+    }
+    moved.delete()
+    assert days() == {(today, "fake/gpt"): (2, 1, 10, hourly.cost_nanos)}
