@@ -1,17 +1,21 @@
 """Cost analytics: what an account spent over a UTC range, by hour, day or
 month, grouped by model, key, provider or kind of token.
 
-Read from the hourly rollups (``UsageRollup``), never from the request logs. A
-rollup row counts an account × hour × key × model × provider and is written in
-the same statement as the logs it counts (``proxy_batch``), so its sums are the
-logs' sums to the nano and never lag; and a month of an account's usage is a
-few thousand rows however many requests it made. So a range's bounds fall on
-whole hours (UTC).
+Read from the usage rollups, never from the request logs. An hourly rollup row
+(``UsageRollup``) counts an account × hour × key × model × provider and is
+written in the same statement as the logs it counts (``proxy_batch``), so its
+sums are the logs' sums to the nano and never lag; a daily one
+(``UsageRollupDay``) is the sum of that day's hourly rows (UTC), kept by a
+trigger on them in the same transaction. So a range's bounds fall on whole
+hours (UTC), and a range reads its whole days from the daily rollups and only
+the hours of the days it enters or leaves midway from the hourly ones: 30 days
+of an account are 30 rows per key × model, not 720.
 
-Two queries over the rollups' unique index (account, hour, ...): the range,
-grouped at once by bucket × group (the series) and by model (the table of
-models, whose sum is the totals), and the totals of the period of equal length
-just before (the change the cards show).
+One statement over the rollups' unique indexes (account, day or hour, ...), so
+one snapshot: the range grouped by bucket × group (the series; by hour it reads
+the hourly rollups alone), by model (the table of models, whose sum is the
+totals), and the totals of the period of equal length just before (the change
+the cards show).
 """
 
 from __future__ import annotations
@@ -41,12 +45,23 @@ _SUMS = """
     sum(completion_tokens), sum(cost_nanos), sum(input_cost_nanos),
     sum(cached_cost_nanos), sum(cache_write_cost_nanos), sum(output_cost_nanos)
 """
+# The columns each source row carries into the sums above.
+_COLUMNS = """
+    model, requests, prompt_tokens, cached_tokens, cache_write_tokens,
+    completion_tokens, cost_nanos, input_cost_nanos, cached_cost_nanos,
+    cache_write_cost_nanos, output_cost_nanos
+"""
 # Buckets as UTC times without a zone: grouped by, then made aware in Python.
-# (Converting every row back to timestamptz costs more than the grouping.)
+# (Converting every row back to timestamptz costs more than the grouping.) A
+# daily rollup's day is a bucket by day or month, never by hour.
 _BUCKETS = {
     "hour": "hour AT TIME ZONE 'UTC'",
     "day": "date_trunc('day', hour AT TIME ZONE 'UTC')",
     "month": "date_trunc('month', hour AT TIME ZONE 'UTC')",
+}
+_DAY_BUCKETS = {
+    "day": "day::timestamp",
+    "month": "date_trunc('month', day::timestamp)",
 }
 _GROUPS = {
     "model": "model",
@@ -206,8 +221,13 @@ def cost_report(
     if provider:
         filters.append("provider = %s")
         params.append(provider)
-    where = " AND ".join(filters)
+    where = (" AND ".join(filters), params)
+    group = _GROUPS[group_by]
     previous_since = since - (until - since)
+    # The series by hour reads hours; anything else reads whole days as days.
+    series = _rows(where, since, until, bucket=granularity, group=group)
+    range_ = _rows(where, since, until)
+    before = _rows(where, previous_since, since)
 
     with transaction.atomic(), connection.cursor() as cursor:
         # Hash the groups in memory: the planner overestimates how many there
@@ -220,36 +240,31 @@ def cost_report(
         )
         cursor.execute(
             f"""
-            SELECT t, g, model, GROUPING(model) = 1 AS in_series, {_SUMS}
-              FROM (SELECT {_BUCKETS[granularity]} AS t, {_GROUPS[group_by]} AS g,
-                           proxy_usagerollup.*
-                      FROM proxy_usagerollup
-                     WHERE {where} AND hour >= %s AND hour < %s) r
-             GROUP BY GROUPING SETS ((t, g), (model))
+            SELECT 's', t, g, NULL, {_SUMS} FROM ({series[0]}) r GROUP BY t, g
+            UNION ALL
+            SELECT 'm', NULL, NULL, model, {_SUMS} FROM ({range_[0]}) r
+             GROUP BY model
+            UNION ALL
+            SELECT 'p', NULL, NULL, NULL, {_SUMS} FROM ({before[0]}) r
             """,  # noqa: S608 - the names interpolated are the constants above
-            [*params, since, until],
+            [*series[1], *range_[1], *before[1]],
         )
         rows = cursor.fetchall()
-        cursor.execute(
-            f"SELECT {_SUMS} FROM proxy_usagerollup "  # noqa: S608 - as above
-            f"WHERE {where} AND hour >= %s AND hour < %s",
-            [*params, previous_since, since],
-        )
-        previous = Usage.of(cursor.fetchone())
 
     cells = [
         (t.replace(tzinfo=UTC), g, Usage.of(sums))
-        for t, g, _, in_series, *sums in rows
-        if in_series
+        for part, t, g, _, *sums in rows
+        if part == "s"
     ]
     models = sorted(
         (
             ModelRow(model=name, usage=Usage.of(sums))
-            for _, _, name, in_series, *sums in rows
-            if not in_series
+            for part, _, _, name, *sums in rows
+            if part == "m"
         ),
         key=lambda row: (-row.usage.cost, row.model),
     )
+    previous = next(Usage.of(sums) for part, _, _, _, *sums in rows if part == "p")
     totals = sum((row.usage for row in models), Usage())
     return CostReport(
         since=since,
@@ -263,6 +278,51 @@ def cost_report(
         series=_series(cells, group_by=group_by, account=account),
         models=models,
     )
+
+
+def _rows(
+    where: tuple[str, list],
+    since: datetime,
+    until: datetime,
+    *,
+    bucket: str | None = None,
+    group: str = "NULL",
+) -> tuple[str, list]:
+    """SQL of the rollup rows whose sums are the usage in ``[since, until)``
+    (whole hours, UTC) that ``where`` (SQL, parameters) selects, and its
+    parameters: the whole days from the daily rollups, the hours of the days
+    the range enters or leaves midway from the hourly ones. The rows have the
+    _COLUMNS; with a ``bucket`` (a granularity), ``t`` and ``g`` (``group``)
+    too; by hour, every row is an hourly one."""
+    condition, params = where
+    first_day = bucket_start(since, "day")
+    if first_day < since:
+        first_day += timedelta(days=1)
+    last_day = bucket_start(until, "day")
+    hours = [(since, until)]
+    days = None
+    if bucket != "hour" and first_day < last_day:
+        hours = [
+            (lo, hi) for lo, hi in ((since, first_day), (last_day, until)) if lo < hi
+        ]
+        days = (first_day.date(), last_day.date())
+    g = f"{group} AS g, " if bucket is not None else ""
+    parts, values = [], []
+    if days is not None:
+        t = f"{_DAY_BUCKETS[bucket]} AS t, " if bucket is not None else ""
+        parts.append(
+            f"SELECT {t}{g}{_COLUMNS} FROM proxy_usagerollupday "  # noqa: S608
+            f"WHERE {condition} AND day >= %s AND day < %s"
+        )
+        values += [*params, *days]
+    for lo, hi in hours:
+        t = f"{_BUCKETS[bucket]} AS t, " if bucket is not None else ""
+        parts.append(
+            f"SELECT {t}{g}{_COLUMNS} FROM proxy_usagerollup "  # noqa: S608
+            f"WHERE {condition} AND hour >= %s AND hour < %s"
+        )
+        values += [*params, lo, hi]
+    return " UNION ALL ".join(parts), values
 
 
 def _series(cells: list, *, group_by: str, account: Account) -> list[Point]:

@@ -1,5 +1,5 @@
-"""REST: cost analytics (``GET /api/v1/analytics/cost``), read from the hourly
-rollups (``proxy.analytics``)."""
+"""REST: cost analytics (``GET /api/v1/analytics/cost``), read from the daily and
+hourly usage rollups (``proxy.analytics``)."""
 
 from __future__ import annotations
 

@@ -476,6 +476,27 @@ LANGUAGE sql AS $$
            output_cost_nanos = d.output_cost_nanos + EXCLUDED.output_cost_nanos
 $$;
 
+-- A day row is there only while an hour of it is: a day whose last hourly row
+-- was deleted or moved away goes too (not a row of zeros), so the days are the
+-- hours grouped by day, row for row, and a report shows the groups it showed
+-- from the hours.
+CREATE OR REPLACE FUNCTION proxy_usageday_prune(m proxy_usagerollup)
+RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM proxy_usagerollupday d
+     WHERE d.account_id = m.account_id
+       AND d.day = (m.hour AT TIME ZONE 'UTC')::date
+       AND d.api_key_id = m.api_key_id AND d.model = m.model
+       AND d.provider = m.provider
+       AND NOT EXISTS (
+           SELECT 1 FROM proxy_usagerollup h
+            WHERE h.account_id = m.account_id
+              AND h.hour >= date_trunc('day', m.hour, 'UTC')
+              AND h.hour < date_trunc('day', m.hour, 'UTC') + interval '1 day'
+              AND h.api_key_id = m.api_key_id AND h.model = m.model
+              AND h.provider = m.provider)
+$$;
+
 CREATE OR REPLACE FUNCTION proxy_usagerollup_to_day()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -484,6 +505,7 @@ BEGIN
         PERFORM proxy_usageday_add(NEW, NULL);
     ELSIF TG_OP = 'DELETE' THEN
         PERFORM proxy_usageday_add(NULL, OLD);
+        PERFORM proxy_usageday_prune(OLD);
     ELSIF (NEW.account_id, (NEW.hour AT TIME ZONE 'UTC')::date, NEW.api_key_id,
            NEW.model, NEW.provider)
           = (OLD.account_id, (OLD.hour AT TIME ZONE 'UTC')::date, OLD.api_key_id,
@@ -492,6 +514,7 @@ BEGIN
     ELSE
         PERFORM proxy_usageday_add(NEW, NULL);
         PERFORM proxy_usageday_add(NULL, OLD);
+        PERFORM proxy_usageday_prune(OLD);
     END IF;
     RETURN NULL;
 END $$;
