@@ -1,18 +1,20 @@
 """The nightly check that the hourly rollups equal the request logs
 (proxy/reconciliation.py): usage written by the real proxy passes; a rollup
 changed, missing or without logs is reported and recorded where operators see
-the reconciliation runs; hours whose logs retention deleted are left out."""
+the reconciliation runs; hours whose logs retention deleted are left out. The
+daily rollups are checked against the hourly ones the same way."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import F
 
 from apikeys.services import key_create
 from billing.models import ReconciliationRun
 from proxy import tasks
-from proxy.models import RequestLog, UsageRollup
+from proxy.models import RequestLog, UsageRollup, UsageRollupDay
 from proxy.reconciliation import rollups_check, rollups_reconcile
 from tests.support.usage import usage_commit, usage_item
 from tests.support.world import grant
@@ -149,3 +151,48 @@ def test_hours_before_the_oldest_log_kept_are_not_checked(alice, settings):
     assert [d.detail.partition(", ")[2].split(" via")[0] for d in drifts] == [
         "fake/stray"
     ]
+
+
+def test_a_day_that_is_not_the_sum_of_its_hours_is_reported(alice, client, ops):
+    """The daily rollups that long ranges read are checked against the hourly
+    ones, all days: a day row changed, missing or without hours."""
+    key = key_create(account=alice.account, name="days")
+    now = datetime.now(UTC)
+    usage_commit(
+        alice.account.pk,
+        [
+            usage_item(key, at=now - timedelta(days=d, hours=h), prompt_tokens=10)
+            for d in (1, 2, 200)
+            for h in (0, 5)
+        ],
+    )
+    assert rollups_check() == ([], 1)
+    days = UsageRollupDay.objects.filter(account=alice.account).order_by("day")
+    oldest, middle, newest = days
+    UsageRollupDay.objects.filter(pk=oldest.pk).update(cost_nanos=F("cost_nanos") + 1)
+    UsageRollupDay.objects.filter(pk=middle.pk).delete()
+    UsageRollupDay.objects.create(
+        account=alice.account,
+        day=newest.day + timedelta(days=3),
+        api_key=key.api_key,
+        model="fake/gpt",
+        provider="fake",
+        requests=3,
+    )
+
+    run = rollups_reconcile()
+
+    assert run.drift_count == 3
+    assert {drift["check"] for drift in run.drifts} == {"days_match_hours"}
+    where = f"key {key.api_key.pk}, fake/gpt via fake, day"
+    assert sorted(drift["detail"] for drift in run.drifts) == sorted(
+        [
+            f"{where} {oldest.day} UTC: cost_nanos hours {oldest.cost_nanos} "
+            f"day {oldest.cost_nanos + 1}",
+            f"{where} {middle.day} UTC: hours of {middle.requests} requests, no day",
+            f"{where} {newest.day + timedelta(days=3)} UTC: a day of 3 requests, "
+            "no hours",
+        ]
+    )
+    assert {drift["account_id"] for drift in run.drifts} == {alice.account.pk}
+    assert run.accounts_checked == 1
