@@ -33,9 +33,8 @@ from proxy.asgi_io import (
     read_body,
     respond,
     stream_start,
-    with_request_id,
 )
-from proxy.call import Call, KeyInfo, request_id
+from proxy.call import Call, KeptBodies, KeyInfo, request_id
 from proxy.catalog import Model, catalog_read, models_answer
 from proxy.errors import (
     ApiError,
@@ -91,20 +90,18 @@ class ProxyApp(ProxyWorker):
     async def handle(self, scope, receive, send):
         if self.pool is None:
             await self.start()
-        # Every answer carries the request's id (X-Request-Id): the id of its
-        # log, which a customer quotes to support.
         created_at = datetime.now(UTC)
         call_id = request_id(created_at)
-        send = with_request_id(send, str(call_id).encode())
+        rid = str(call_id).encode()  # X-Request-Id of every answer
         try:
             key = await self.authenticate(scope)
             endpoint = self.route(scope)
             if endpoint == "models":
                 body = models_answer(await self.models(), datetime.now(UTC))
-                await respond(send, 200, body)
+                await respond(send, 200, body, rid)
                 return
         except ApiError as error:
-            await respond(send, error.status, error.body())
+            await respond(send, error.status, error.body(), rid)
             return
 
         call = Call(key=key, endpoint=endpoint, id=call_id, created_at=created_at)
@@ -114,7 +111,7 @@ class ProxyApp(ProxyWorker):
             return  # it left before its request was read: nothing to settle
         except BillingUnavailable as error:
             # No hold could be placed: nothing to settle.
-            await respond(send, error.status, error.body())
+            await respond(send, error.status, error.body(), rid)
             return
         except ApiError as error:
             call.status, call.error = error.status, str(error)
@@ -134,10 +131,13 @@ class ProxyApp(ProxyWorker):
         # cost are final, and before the client has the end of its answer.
         # (A task cancelled meanwhile, the server stopping, is not settled: its
         # hold expires and the sweep releases it.)
-        if not await self.settle(call) and ending.billed:
+        settled = await self.settle(call)
+        if not settled and ending.billed:
             ending = ending.unbilled()
+        if settled and call.request_body is not None:
+            await self.keep_bodies(call)
         try:
-            await ending.send(send)
+            await ending.send(send, rid)
         except Exception:
             logger.exception("request %s: the end of its answer not sent", call.id)
 
@@ -436,7 +436,7 @@ class ProxyApp(ProxyWorker):
     async def relay_stream(self, call, response, send, client, wants_usage) -> Ending:
         """Pass the stream through as it comes, and meter it; its last event
         (``[DONE]``, or an error) is sent once settled."""
-        await stream_start(send)
+        await stream_start(send, str(call.id).encode())
         relay = call.relay = SseRelay(
             wants_usage=wants_usage, event_id=str(call.id).encode()
         )
@@ -487,6 +487,31 @@ class ProxyApp(ProxyWorker):
         if broken is None:
             return Ending(0, DONE, billed=True)
         return Ending(0, sse_error(broken, type="upstream_error", code="stream_broken"))
+
+    async def keep_bodies(self, call: Call) -> None:
+        """For an account that keeps them: the request's and its answer's
+        bodies, once it is settled and before the end of its answer (so that
+        its detail shows them as soon as the client has it). Compressed in a
+        thread, written in a statement of its own, never in the settlement's
+        batch: a body may be megabytes. A failure here is logged, and the
+        answer goes out all the same."""
+        try:
+            request, response = call.bodies()
+            kept = await asyncio.to_thread(KeptBodies.of, request, response)
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "SELECT proxy_bodies_keep(%s, %s, %s, %s, %s, %s)",
+                    [
+                        call.key.account_id,
+                        call.id,
+                        call.created_at,
+                        kept.request,
+                        kept.response,
+                        kept.truncated,
+                    ],
+                )
+        except Exception:
+            logger.exception("request %s: its bodies could not be kept", call.id)
 
     async def settle(self, call: Call) -> bool:
         """Settle the hold at the call's charge and write its log; returns once

@@ -49,18 +49,6 @@ class ClientWatch:
         self._task.cancel()
 
 
-def with_request_id(send, request_id: bytes):
-    """``send``, with the request's id in the headers of its answer
-    (``X-Request-Id``), whichever answer it is."""
-
-    async def send_with_id(message):
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message["headers"], (b"x-request-id", request_id)]
-        await send(message)
-
-    return send_with_id
-
-
 def bearer_token(scope) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -91,19 +79,33 @@ async def read_body(receive) -> bytes:
             return b"".join(chunks)
 
 
-async def respond(send, status: int, body: bytes, headers=JSON_HEADERS):
+# Every answer carries its request's id (``X-Request-Id``): the id of its log,
+# which a customer quotes to support.
+
+
+async def respond(send, status: int, body: bytes, request_id: bytes):
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            "headers": [
+                *JSON_HEADERS,
+                (b"x-request-id", request_id),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-async def stream_start(send) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+async def stream_start(send, request_id: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*SSE_HEADERS, (b"x-request-id", request_id)],
+        }
+    )
 
 
 async def stream_end(send, tail: bytes) -> None:
@@ -138,11 +140,11 @@ class Ending:
             ),
         )
 
-    async def send(self, send) -> None:
+    async def send(self, send, request_id: bytes) -> None:
         if not self.body:
             return
         if self.status:
-            await respond(send, self.status, self.body)
+            await respond(send, self.status, self.body, request_id)
         else:
             await stream_end(send, self.body)
 

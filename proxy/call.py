@@ -3,7 +3,6 @@ status and usage. Settled once, it becomes its request log (``log_item``)."""
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 import uuid
@@ -32,12 +31,23 @@ def request_id(at: datetime) -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
-def _kept(body: bytes) -> tuple[str, bool]:
-    """A body as kept: at most BODY_KEPT_BYTES of it, zlib-compressed, in
-    base64 (the settlement's items are JSON); and whether it was cut."""
-    cut = len(body) > BODY_KEPT_BYTES
-    packed = zlib.compress(body[:BODY_KEPT_BYTES], 6)
-    return base64.b64encode(packed).decode("ascii"), cut
+@dataclass(frozen=True)
+class KeptBodies:
+    """A request's body and its answer's, as kept: at most BODY_KEPT_BYTES of
+    each, zlib-compressed (``proxy_bodies_keep``)."""
+
+    request: bytes
+    response: bytes
+    truncated: bool
+
+    @classmethod
+    def of(cls, request: bytes, response: bytes) -> KeptBodies:
+        """Compresses: call it off the event loop (a body may be megabytes)."""
+        return cls(
+            zlib.compress(request[:BODY_KEPT_BYTES], 6),
+            zlib.compress(response[:BODY_KEPT_BYTES], 6),
+            max(len(request), len(response)) > BODY_KEPT_BYTES,
+        )
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,7 @@ class Call:
 
     def log_item(self) -> dict:
         parts = metering.cost_parts(self.usage, self.price) if self.price else (0, 0, 0)
-        item = {
+        return {
             "id": str(self.id),
             "hold": str(self.hold_id) if self.hold_id else None,
             "api_key_id": self.key.key_id,
@@ -118,14 +128,16 @@ class Call:
             "cache_write_cost_nanos": min(parts[2], MAX_NANOS),
             "created_at": self.created_at.isoformat(),
         }
-        if self.request_body is not None:
-            body = self.response_body
-            if not body and self.relay is not None:
-                body = self.relay.transcript()
-            item["body_request"], request_cut = _kept(self.request_body)
-            item["body_response"], response_cut = _kept(body)
-            item["body_truncated"] = request_cut or response_cut
-        return item
+
+    def bodies(self) -> tuple[bytes, bytes] | None:
+        """The request's body and its answer's (a JSON body, or the stream's
+        events), if its account keeps them."""
+        if self.request_body is None:
+            return None
+        response = self.response_body
+        if not response and self.relay is not None:
+            response = self.relay.transcript()
+        return self.request_body, response
 
 
 def clean_text(text: str, limit: int) -> str:

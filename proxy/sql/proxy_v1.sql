@@ -154,15 +154,20 @@ DECLARE
     on_lease boolean[];
     keys bigint[];
     due boolean;
-    keep_days integer;
+    first_id uuid := p_items->0->>'id';
+    first_at timestamptz := p_items->0->>'created_at';
+    done boolean := false;
 BEGIN
     -- The wallet first: a retry waits here until the first try has committed.
     w := billing_wallet_lock(p_account);
-    IF jsonb_array_length(p_items) > 0 AND EXISTS (
-        SELECT 1 FROM proxy_requestlog
-         WHERE id = (p_items->0->>'id')::uuid
-           AND created_at = (p_items->0->>'created_at')::timestamptz
-    ) THEN
+    -- (Run as a statement of its own with the values in it, so that only the
+    -- month partition of that moment is looked at and locked, not all.)
+    IF first_id IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM proxy_requestlog '
+                'WHERE id = $1 AND created_at = $2)'
+           INTO done USING first_id, first_at;
+    END IF;
+    IF done THEN
         -- Committed already: answer from what it wrote.
         SELECT * INTO lease FROM billing_hold
          WHERE id = p_lease AND account_id = p_account AND state = 'active';
@@ -293,33 +298,6 @@ BEGIN
                cache_write_cost_nanos
                    = u.cache_write_cost_nanos + EXCLUDED.cache_write_cost_nanos,
                output_cost_nanos = u.output_cost_nanos + EXCLUDED.output_cost_nanos;
-
-        -- The bodies, for an account that keeps them. The switch is read
-        -- here, at the commit, and its row stays locked (FOR SHARE) until
-        -- then: turning it off (proxy/body_retention.py) either waits for
-        -- this batch and deletes what it kept, or makes this batch wait and
-        -- find it off. Either way nothing is kept once it has said no.
-        IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_items) AS e(value)
-                    WHERE e.value ? 'body_request') THEN
-            SELECT br.days INTO keep_days FROM proxy_bodyretention br
-             WHERE br.account_id = p_account AND br.enabled
-               FOR SHARE;
-            IF FOUND THEN
-                INSERT INTO proxy_requestbody (
-                    request_id, account_id, created_at, expires_at, request,
-                    response, truncated)
-                SELECT (e.value->>'id')::uuid, p_account,
-                       (e.value->>'created_at')::timestamptz,
-                       (e.value->>'created_at')::timestamptz
-                           + make_interval(days => keep_days),
-                       decode(e.value->>'body_request', 'base64'),
-                       decode(coalesce(e.value->>'body_response', ''), 'base64'),
-                       coalesce((e.value->>'body_truncated')::boolean, false)
-                  FROM jsonb_array_elements(p_items) AS e(value)
-                 WHERE e.value ? 'body_request'
-                ON CONFLICT (request_id) DO NOTHING;
-            END IF;
-        END IF;
     END IF;
 
     due := EXISTS (SELECT 1 FROM billing_autotopup a
@@ -523,3 +501,34 @@ DROP TRIGGER IF EXISTS proxy_usagerollup_to_day ON proxy_usagerollup;
 CREATE TRIGGER proxy_usagerollup_to_day
     AFTER INSERT OR UPDATE OR DELETE ON proxy_usagerollup
     FOR EACH ROW EXECUTE FUNCTION proxy_usagerollup_to_day();
+
+
+-- The request and response bodies of a settled request, for an account that
+-- keeps them: written after its settlement, in a statement of its own (a body
+-- may be megabytes; the settlement batch carries none). The switch is read
+-- here and its row stays locked (FOR SHARE) until this commits: turning it off
+-- either waits for this and then deletes what it kept, or makes this wait and
+-- find it off. Either way nothing is kept once it has said no. Answers whether
+-- the bodies were kept.
+CREATE OR REPLACE FUNCTION proxy_bodies_keep(
+    p_account bigint, p_request uuid, p_created timestamptz, p_request_body bytea,
+    p_response_body bytea, p_truncated boolean
+) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    keep_days integer;
+BEGIN
+    SELECT br.days INTO keep_days FROM proxy_bodyretention br
+     WHERE br.account_id = p_account AND br.enabled
+       FOR SHARE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO proxy_requestbody (
+        request_id, account_id, created_at, expires_at, request, response, truncated)
+    VALUES (p_request, p_account, p_created,
+            p_created + make_interval(days => keep_days), p_request_body,
+            p_response_body, p_truncated)
+    ON CONFLICT (request_id) DO NOTHING;
+    RETURN true;
+END $$;

@@ -21,7 +21,7 @@ from apikeys.services import key_create
 from proxy import tasks
 from proxy.body_retention import body_retention_get, body_retention_set
 from proxy.models import RequestBody, RequestLog
-from tests.support.bodies import body_fields, unpacked
+from tests.support.bodies import KEEP_SQL, bodies_keep, keep_params, unpacked
 from tests.support.pages import texts
 from tests.support.platform import database_url
 from tests.support.usage import usage_commit, usage_item
@@ -272,13 +272,10 @@ def test_the_console_page_turns_it_on_and_off(alice, client):
     assert body_retention_get(account=alice.account).days == 10
 
     key = key_create(account=alice.account, name="k")
-    usage_commit(
-        alice.account.pk,
-        [
-            usage_item(key, at=timezone.now(), **body_fields(b"{}", b"{}")),
-            usage_item(key, at=timezone.now(), **body_fields(b"{}", b"{}")),
-        ],
-    )
+    items = [usage_item(key, at=timezone.now()) for _ in range(2)]
+    usage_commit(alice.account.pk, items)
+    for item in items:
+        bodies_keep(alice.account.pk, item)
     page = client.get("/console/data-retention")
     assert texts(page, "data-retention-stored") == ["2 bodies stored now."]
     page = client.post("/console/data-retention", {"retention_days": "10"}, follow=True)
@@ -292,20 +289,12 @@ def test_the_console_page_turns_it_on_and_off(alice, client):
 # --- the switch against a settlement in flight ------------------------------------
 
 
-def _settle_open(url: str, account_id: int, items: list[dict]) -> psycopg.Connection:
-    """Run the settlement's statement on a connection of its own and leave its
-    transaction open (a settlement that has not committed yet)."""
+def _keep_open(url: str, account_id: int, item: dict) -> psycopg.Connection:
+    """Settle ``item``, then keep its bodies on a connection of its own and
+    leave that transaction open (bodies being kept, not committed yet)."""
+    usage_commit(account_id, [item])
     conn = psycopg.connect(url)
-    conn.execute(
-        "SELECT proxy_batch(%s, NULL, %s::jsonb, 0, 0, 0, 0, %s, %s, %s)",
-        [
-            account_id,
-            orjson.dumps(items).decode(),
-            timezone.now() + timedelta(minutes=15),
-            f"race-{items[0]['id']}",
-            "API usage",
-        ],
-    )
+    conn.execute(KEEP_SQL, keep_params(account_id, item, b"{}", b"{}"))
     return conn
 
 
@@ -327,12 +316,8 @@ def test_turning_off_beside_a_settlement_in_flight_leaves_no_body(alice):
     url = database_url(connection.settings_dict)
     body_retention_set(account=alice.account, store_bodies=True, retention_days=3)
 
-    # The settlement first: turning off waits for it, then deletes its body.
-    settling = _settle_open(
-        url,
-        alice.account.pk,
-        [usage_item(key, at=timezone.now(), **body_fields(b"{}", b"{}"))],
-    )
+    # The bodies first: turning off waits for them, then deletes them.
+    settling = _keep_open(url, alice.account.pk, usage_item(key, at=timezone.now()))
     try:
         off = _in_thread(
             lambda: body_retention_set(
@@ -360,10 +345,10 @@ def test_turning_off_beside_a_settlement_in_flight_leaves_no_body(alice):
             turned_off.set()
             may_commit.wait(10)
 
-    item = usage_item(key, at=timezone.now(), **body_fields(b"{}", b"{}"))
+    item = usage_item(key, at=timezone.now())
 
     def settle():
-        with _settle_open(url, alice.account.pk, [item]) as conn:
+        with _keep_open(url, alice.account.pk, item) as conn:
             conn.commit()
         settled.set()
 
@@ -385,10 +370,9 @@ def test_turning_off_beside_a_settlement_in_flight_leaves_no_body(alice):
 def test_operators_see_how_much_an_account_keeps_never_what(alice, ops, client):
     body_retention_set(account=alice.account, store_bodies=True, retention_days=4)
     key = key_create(account=alice.account, name="k")
-    item = usage_item(
-        key, at=timezone.now(), **body_fields(b'{"secret": "plans"}', b"{}")
-    )
+    item = usage_item(key, at=timezone.now())
     usage_commit(alice.account.pk, [item])
+    bodies_keep(alice.account.pk, item, b'{"secret": "plans"}')
     client.force_login(ops)
 
     index = client.get("/admin/").content.decode()

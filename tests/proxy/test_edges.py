@@ -13,7 +13,7 @@ from django.db import connection
 from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
 from money import usd_to_nanos
-from proxy.models import RequestLog
+from proxy.models import RequestLog, UsageRollup, UsageRollupDay
 from tests.support.proxy import nothing_held
 from tests.support.world import grant
 
@@ -115,5 +115,12 @@ def test_a_batch_retried_after_its_commit_is_not_applied_twice(alice, catalog):
     assert answers[0]["items"] == answers[1]["items"] == [[1_000_000, 0, 1_000_000]]
     assert balance_get(account=alice.account).total_nanos == usd_to_nanos("50") - 10**6
     assert RequestLog.objects.count() == 1
+    # Its hour and its day count it once.
+    assert list(UsageRollup.objects.values_list("requests", "cost_nanos")) == [
+        (1, 1_000_000)
+    ]
+    assert list(UsageRollupDay.objects.values_list("requests", "cost_nanos")) == [
+        (1, 1_000_000)
+    ]
     assert nothing_held(alice.account)
     assert ledger_check() == []

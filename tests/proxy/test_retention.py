@@ -185,12 +185,13 @@ def test_retention_drops_whole_months_and_deletes_only_what_is_due(alice, key):
 
 def test_a_kept_body_goes_with_its_log(alice, key):
     from proxy.body_retention import body_retention_set
-    from tests.support.bodies import body_fields
+    from tests.support.bodies import bodies_keep
 
     body_retention_set(account=alice.account, store_bodies=True, retention_days=30)
-    old = usage_item(key, at=at("2024-03-16 09:59:59"), **body_fields(b"{}", b"{}"))
-    new = usage_item(key, at=at("2024-03-16 10:00:00"), **body_fields(b"{}", b"{}"))
+    old = usage_item(key, at=at("2024-03-16 09:59:59"))
+    new = usage_item(key, at=at("2024-03-16 10:00:00"))
     usage_commit(alice.account.pk, [old, new])
+    assert bodies_keep(alice.account.pk, old) and bodies_keep(alice.account.pk, new)
     assert RequestBody.objects.count() == 2
 
     retained = requestlog_retain(now=at("2024-03-31 10:20:30"), days=15)

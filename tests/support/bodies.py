@@ -1,22 +1,42 @@
-"""Kept bodies in tests: the fields a settled request carries when its
-account keeps bodies (as ``proxy.call.Call.log_item`` adds them), and a kept
-body read back."""
+"""Kept bodies in tests: a settled request's bodies kept as the proxy keeps
+them (``proxy_bodies_keep``, after its settlement), and a kept body read back."""
 
 from __future__ import annotations
 
 import zlib
+from datetime import datetime
 
-from proxy.call import _kept
+from django.db import connection
+
+from proxy.call import KeptBodies
+
+KEEP_SQL = "SELECT proxy_bodies_keep(%s, %s, %s, %s, %s, %s)"
 
 
-def body_fields(request: bytes, response: bytes) -> dict:
-    request_kept, request_cut = _kept(request)
-    response_kept, response_cut = _kept(response)
-    return {
-        "body_request": request_kept,
-        "body_response": response_kept,
-        "body_truncated": request_cut or response_cut,
-    }
+def keep_params(account_id: int, item: dict, request: bytes, response: bytes):
+    """The parameters of KEEP_SQL for the request of a settlement ``item``."""
+    kept = KeptBodies.of(request, response)
+    created = item["created_at"]
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    return [
+        account_id,
+        item["id"],
+        created,
+        kept.request,
+        kept.response,
+        kept.truncated,
+    ]
+
+
+def bodies_keep(
+    account_id: int, item: dict, request: bytes = b"{}", response: bytes = b"{}"
+) -> bool:
+    """Keep the bodies of the request of ``item`` (settled already); answers
+    whether they were kept (the account's switch is on)."""
+    with connection.cursor() as cursor:
+        cursor.execute(KEEP_SQL, keep_params(account_id, item, request, response))
+        return cursor.fetchone()[0]
 
 
 def unpacked(stored) -> bytes:
