@@ -95,6 +95,15 @@ else:
     DATABASES = {"default": env.db_url_config(embedded_database_url(VAR_DIR))}
 DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# The web server's processes lend their connections from a pool of at most
+# this many each (agipower/asgi.py); 0: no pool. Other processes connect
+# without one.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
+if DB_POOL_MAX_SIZE < 0:
+    raise ImproperlyConfigured(
+        "DB_POOL_MAX_SIZE must be a whole number of connections, 0 for no pool; "
+        f"it is {DB_POOL_MAX_SIZE}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A cache shared by every process: login throttling and the hot-path caches rely
@@ -297,6 +306,11 @@ if REQUEST_LOG_RETENTION_DAYS < 1:
         "REQUEST_LOG_RETENTION_DAYS must be a whole number of days, at least 1; "
         f"it is {REQUEST_LOG_RETENTION_DAYS}"
     )
+
+# The longest one CSV export (of request logs, of transactions) may run, in
+# seconds: it holds its snapshot and locks on the logs' partitions until it
+# ends, however slowly its client reads (proxy/exports.py).
+CSV_EXPORT_MAX_SECONDS = env.int("CSV_EXPORT_MAX_SECONDS", default=30 * 60)
 
 # Celery. The default broker keeps its queue in files under var/, so the worker,
 # beat and the web server cooperate with no broker server.
