@@ -136,7 +136,8 @@ def test_a_prefork_worker_opens_a_connection_per_task_and_keeps_none(tmp_path):
             time.sleep(0.1)
 
     # The web server's side of the worker's broker (files under its var/).
-    sender = Celery("sender", broker="filesystem://")
+    # Not the current app: the tests' tasks stay with the platform's (eager).
+    sender = Celery("sender", broker="filesystem://", set_as_current=False)
     sender.conf.broker_transport_options = {
         "data_folder_in": str(queue),
         "data_folder_out": str(queue),
@@ -154,6 +155,7 @@ def test_a_prefork_worker_opens_a_connection_per_task_and_keeps_none(tmp_path):
         # starts (a pool would keep its minimum open from there on).
         assert tasks <= sessions() - before <= tasks + 1
     finally:
+        sender.close()
         worker.terminate()
         try:
             worker.communicate(timeout=20)
