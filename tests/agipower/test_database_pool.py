@@ -141,6 +141,7 @@ def test_a_prefork_worker_opens_a_connection_per_task_and_keeps_none(tmp_path):
     sender.conf.broker_transport_options = {
         "data_folder_in": str(queue),
         "data_folder_out": str(queue),
+        "control_folder": str(queue.parent / "control"),
     }
     tasks = 3
     try:
