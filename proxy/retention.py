@@ -13,9 +13,12 @@ whole, and the nightly check that the hourly rollups equal the logs
 (proxy/reconciliation.py) can compare it. The rollups themselves are kept.
 
 Dropping a partition, and attaching one while a default partition exists, lock
-what every settle writes to. Waiting for such a lock behind a long read would
-make every settle queue behind the wait, so each statement waits at most
-``LOCK_TIMEOUT_SECONDS`` and is tried again a little later.
+what every settle writes to. A lock request that waits (behind a long read: a
+CSV export, a report) makes every settle that arrives queue behind it, so each
+statement waits only ``LOCK_TIMEOUT_SECONDS`` (a settle is held up that long at
+most) and, refused, is tried again after a pause that lets the settles
+through. A table still busy after ``LOCK_ATTEMPTS`` tries ends the run with a
+warning, having done what it could: the next day's run goes on from there.
 """
 
 from __future__ import annotations
@@ -40,17 +43,23 @@ logger = logging.getLogger(__name__)
 MONTHS_AHEAD = 2
 # Logs deleted per statement (each commits on its own).
 RETAIN_BATCH = 10_000
-# How long one statement waits for the log table's lock, how many tries, and
-# the pause before the second (doubled after each).
-LOCK_TIMEOUT_SECONDS = 2.0
-LOCK_ATTEMPTS = 5
-LOCK_BACKOFF_SECONDS = 1.0
+# How long one statement waits for the log table's lock (every settle queues
+# behind the wait), how many tries, and the pause before the second (doubled
+# after each, up to the last): about 4 minutes in all before the run gives up.
+LOCK_TIMEOUT_SECONDS = 0.15
+LOCK_ATTEMPTS = 20
+LOCK_PAUSE_SECONDS = 0.5
+LOCK_PAUSE_MAX_SECONDS = 15.0
 LOCK_NOT_AVAILABLE = "55P03"
 
 PARTITIONS = """
     SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
      WHERE i.inhparent = 'proxy_requestlog'::regclass
 """
+
+
+class LogTableBusy(Exception):
+    """The log table's lock was refused LOCK_ATTEMPTS times: this run stops."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class Retained:
     dropped: list[str] = field(default_factory=list)  # whole month partitions
     deleted: int = 0  # logs deleted one by one (the straddling month, default)
     bodies_deleted: int = 0  # kept bodies of logs that are gone
+    complete: bool = True  # False: the log table stayed busy, the next run goes on
 
 
 def retention_cutoff(*, now: datetime | None = None, days: int | None = None):
@@ -81,10 +91,14 @@ def _month_start(moment: datetime, *, ahead: int = 0) -> datetime:
 
 def _locked(sql: str, params: list, *, using: str):
     """One statement in a transaction of its own that waits at most
-    LOCK_TIMEOUT_SECONDS for a table's lock, tried again after a pause a few
-    times; answers its first row."""
+    LOCK_TIMEOUT_SECONDS for a table's lock, tried again after a pause up to
+    LOCK_ATTEMPTS times; answers its first row, or raises LogTableBusy."""
     timeout = f"{max(1, round(LOCK_TIMEOUT_SECONDS * 1000))}ms"
     for attempt in range(LOCK_ATTEMPTS):
+        if attempt:
+            time.sleep(
+                min(LOCK_PAUSE_SECONDS * 2 ** (attempt - 1), LOCK_PAUSE_MAX_SECONDS)
+            )
         try:
             with (
                 transaction.atomic(using=using),
@@ -101,15 +115,11 @@ def _locked(sql: str, params: list, *, using: str):
                 )
                 return row
         except OperationalError as error:
-            locked = getattr(error.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE
-            if not locked or attempt + 1 == LOCK_ATTEMPTS:
+            if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                 raise
-            logger.warning(
-                "request logs: the log table stayed locked for %s; trying again",
-                timeout,
-            )
-            time.sleep(LOCK_BACKOFF_SECONDS * 2**attempt)
-    raise AssertionError("unreachable")
+    raise LogTableBusy(
+        f"the request log table stayed locked: {LOCK_ATTEMPTS} tries of {timeout}"
+    )
 
 
 def requestlog_partitions(*, using: str = "default") -> list[str]:
@@ -139,7 +149,12 @@ def requestlog_partitions_ensure(
     before = set(requestlog_partitions(using=using))
     made = []
     for month in sorted(months):
-        [name] = _locked("SELECT proxy_requestlog_month(%s)", [month], using=using)
+        try:
+            [name] = _locked("SELECT proxy_requestlog_month(%s)", [month], using=using)
+        except LogTableBusy as busy:
+            # The months are made weeks ahead: the next run makes the rest.
+            logger.warning("request logs: partitions not all made: %s", busy)
+            break
         if name not in before:
             made.append(name)
             logger.info("request logs: made partition %s", name)
@@ -163,12 +178,20 @@ def requestlog_retain(
     before = retention_cutoff(now=now, days=days)
     dropped: list[str] = []
     deleted = 0
+    complete = True
     while True:
-        gone, count = _locked(
-            "SELECT dropped, deleted FROM proxy_requestlog_retain(%s, %s)",
-            [before, batch],
-            using=using,
-        )
+        try:
+            gone, count = _locked(
+                "SELECT dropped, deleted FROM proxy_requestlog_retain(%s, %s)",
+                [before, batch],
+                using=using,
+            )
+        except LogTableBusy as busy:
+            logger.warning(
+                "request logs: retention stops here, the next run goes on: %s", busy
+            )
+            complete = False
+            break
         dropped += gone
         deleted += count
         # A call that dropped partitions deleted nothing yet (see the SQL).
@@ -176,14 +199,19 @@ def requestlog_retain(
             break
     bodies = request_bodies_delete_older(before=before, using=using)
     retained = Retained(
-        before=before, dropped=dropped, deleted=deleted, bodies_deleted=bodies
+        before=before,
+        dropped=dropped,
+        deleted=deleted,
+        bodies_deleted=bodies,
+        complete=complete,
     )
     logger.info(
-        "request logs before %s: dropped %s, deleted %d logs and %d bodies",
+        "request logs before %s: dropped %s, deleted %d logs and %d bodies%s",
         before.isoformat(),
         ", ".join(dropped) or "no partition",
         deleted,
         bodies,
+        "" if complete else " (stopped: the log table stayed busy)",
     )
     return retained
 

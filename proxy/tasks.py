@@ -22,6 +22,7 @@ def requestlog_retain() -> dict:
         "dropped": retained.dropped,
         "deleted": retained.deleted,
         "bodies_deleted": retained.bodies_deleted,
+        "complete": retained.complete,
     }
 
 
