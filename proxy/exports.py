@@ -10,6 +10,17 @@ request's own thread (``sync_to_async(thread_sensitive=True)``: the thread of
 its database connection). Under WSGI (the test client) the plain iterator
 streams as it is.
 
+An export holds its snapshot, and a lock on every month partition of the logs,
+until its COPY ends; a client that reads slowly, or stops reading, would hold
+them as long as it likes (keeping VACUUM from the rows deleted meanwhile, and
+the retention's drop of a month waiting). So one export runs at most
+``CSV_EXPORT_MAX_SECONDS`` (30 minutes by default; a 30-day export of millions
+of logs takes seconds): PostgreSQL's ``statement_timeout`` ends its COPY then.
+A cancel is not heard while PostgreSQL waits to write to a client that stopped
+reading, so a timer ends that connection (``pg_terminate_backend``)
+``STALLED_GRACE_SECONDS`` later if the COPY is still there. Either way the
+download breaks off, unfinished.
+
 Cells are safe to open in a spreadsheet: text that callers wrote (a model id,
 an error, a key's name) and that starts with = + - @ (or a tab or a carriage
 return) is prefixed with ', so that it is never read as a formula.
@@ -17,12 +28,18 @@ return) is prefixed with ', so that it is never read as a formula.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, time, timedelta
 
+import psycopg
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connection
+from django.db import DatabaseError, connection, connections
 from django.db.models import CharField, DecimalField, F, Func, QuerySet
 from django.http import StreamingHttpResponse
 from rest_framework.negotiation import BaseContentNegotiation
@@ -30,6 +47,12 @@ from rest_framework.negotiation import BaseContentNegotiation
 from accounts.models import Account
 from proxy.filters import LogFilters
 from proxy.selectors import request_logs_matching
+
+logger = logging.getLogger(__name__)
+
+# How long after CSV_EXPORT_MAX_SECONDS an export's COPY still running is
+# ended with its connection (see above).
+STALLED_GRACE_SECONDS = 10.0
 
 # The bytes handed on at once: large enough that the hop between threads costs
 # nothing per row, small enough to start the download at once.
@@ -183,16 +206,32 @@ def csv_copy(*, sql: str, params, header: tuple[str, ...]) -> Iterator[bytes]:
     """Chunks of CSV: ``header``, then the rows of ``sql`` as PostgreSQL's
     COPY writes them. Nothing is read before the first chunk is asked for;
     closing the iterator early cancels the COPY and leaves the connection
-    ready for the next query."""
+    ready for the next query. The COPY runs at most CSV_EXPORT_MAX_SECONDS."""
     yield (",".join(header) + "\r\n").encode()
     connection.ensure_connection()
     buffer = bytearray()
-    copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"  # noqa: S608
+    # Marked, so that the timer ends this COPY and nothing else.
+    marker = f"/* CSV export {uuid.uuid4().hex} */ "
+    copy_sql = f"{marker}COPY ({sql}) TO STDOUT WITH (FORMAT csv)"  # noqa: S608
+    seconds = settings.CSV_EXPORT_MAX_SECONDS
+    timeout = f"{max(1, round(seconds * 1000))}ms"
+    stalled = threading.Timer(
+        seconds + STALLED_GRACE_SECONDS,
+        _stalled_copy_end,
+        kwargs={"pid": connection.connection.info.backend_pid, "marker": marker},
+    )
+    stalled.daemon = True
     with connection.cursor() as cursor:
         # A COPY cut short is cancelled, which ends a transaction it is in: in
         # one (a test's), it runs in a savepoint that the cancellation ends.
         savepoint = connection.savepoint() if connection.in_atomic_block else None
         try:
+            # For this connection's session (the COPY runs in a transaction of
+            # its own): set back below, before the connection serves another.
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, false)", [timeout]
+            )
+            stalled.start()
             # Django's cursor wraps psycopg's, whose copy() streams.
             with cursor.cursor.copy(copy_sql, params) as copy:
                 for data in copy:
@@ -200,14 +239,37 @@ def csv_copy(*, sql: str, params, header: tuple[str, ...]) -> Iterator[bytes]:
                     if len(buffer) >= CHUNK_BYTES:
                         yield bytes(buffer)
                         buffer.clear()
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, psycopg.errors.QueryCanceled):
+                logger.warning("CSV export stopped after %s: %s", timeout, error)
             if savepoint:
                 connection.savepoint_rollback(savepoint)
             raise
+        finally:
+            stalled.cancel()
+            # A connection that broke is closed by Django at the request's end.
+            with contextlib.suppress(DatabaseError):
+                cursor.execute("RESET statement_timeout")
         if savepoint:
             connection.savepoint_commit(savepoint)
     if buffer:
         yield bytes(buffer)
+
+
+def _stalled_copy_end(*, pid: int, marker: str) -> None:
+    """End backend ``pid`` if it still runs the COPY marked ``marker`` (its
+    client stopped reading, so the statement timeout was not heard)."""
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid = %s AND state = 'active' AND starts_with(query, %s)",
+                [pid, marker],
+            )
+            if cursor.fetchone():
+                logger.warning("CSV export ended: its client stopped reading")
+    finally:
+        connections["default"].close()
 
 
 def csv_response(request, chunks: Iterator[bytes], *, filename: str):

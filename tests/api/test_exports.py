@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
@@ -20,6 +22,7 @@ from proxy import exports
 from proxy.filters import LogFilters
 from proxy.models import RequestLog
 from tests.support.keys import bearer, make_key, make_log
+from tests.support.platform import database_url
 
 CSV_COLUMNS = [
     "id",
@@ -266,6 +269,80 @@ def test_the_csv_comes_in_chunks_and_stops_cleanly(alice, api_for, monkeypatch):
     next(stream), next(stream)
     stream.close()
     assert RequestLog.objects.count() == 500
+
+
+def test_an_export_runs_at_most_its_time_limit(alice, api_for, settings, caplog):
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        [default] = cursor.fetchone()
+    settings.CSV_EXPORT_MAX_SECONDS = 0.3
+    slow = exports.csv_copy(
+        sql="SELECT g FROM generate_series(1, 3) g, pg_sleep(1)",
+        params=[],
+        header=("n",),
+    )
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        list(slow)
+    assert "CSV export stopped after 300ms" in caplog.text
+    # The connection serves the next query, without the export's time limit.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == (default,)
+
+    settings.CSV_EXPORT_MAX_SECONDS = 60
+    make_log(make_key(alice), at=at(1))
+    assert len(rows_of(api_for(alice).get("/api/v1/requests.csv"))) == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == (default,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_export_whose_client_stops_reading_ends_at_its_time_limit(
+    settings, monkeypatch, caplog
+):
+    """A client that stops reading cannot hold the export's snapshot (and its
+    locks on the logs) beyond its time limit, though PostgreSQL, waiting to
+    write, may not hear the statement timeout."""
+    settings.CSV_EXPORT_MAX_SECONDS = 3.0
+    # The timer before the statement timeout: PostgreSQL may hear the timeout
+    # sooner or later, but the timer ends it whatever it waits for.
+    monkeypatch.setattr(exports, "STALLED_GRACE_SECONDS", -2.0)
+    monkeypatch.setattr(exports, "CHUNK_BYTES", 4_096)
+    many = "SELECT g, repeat('x', 200) FROM generate_series(1, 5000000) g"
+    stream = exports.csv_copy(sql=many, params=[], header=("n", "text"))
+    try:
+        next(stream), next(stream)  # the header, then the first rows; no more
+        started = time.monotonic()
+        state = statement_state(connection.connection.info.backend_pid, until=10)
+        # The COPY ended with its connection, its snapshot and locks released.
+        assert state is None
+        assert time.monotonic() - started < 5
+        assert "CSV export ended: its client stopped reading" in caplog.text
+        # What the client had not read yet, then the end of the download.
+        with pytest.raises(psycopg.Error):
+            list(stream)
+    finally:
+        stream.close()
+        connection.close()
+
+
+def statement_state(pid: int, *, until: float) -> str | None:
+    """The state of backend ``pid`` once it no longer runs a statement (None:
+    it is gone), or after ``until`` seconds."""
+    started = time.monotonic()
+    url = database_url(connection.settings_dict)
+    # Autocommit: a transaction would see the activity as it first was.
+    with psycopg.connect(url, autocommit=True) as watcher:
+        while True:
+            row = watcher.execute(
+                "SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]
+            ).fetchone()
+            if row is None or row[0] != "active":
+                return row and row[0]
+            if time.monotonic() - started > until:
+                return row[0]
+            time.sleep(0.05)
 
 
 def test_under_asgi_the_csv_is_pulled_chunk_by_chunk_from_the_copy(
