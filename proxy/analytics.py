@@ -119,7 +119,9 @@ class Usage:
 
     @property
     def uncached_tokens(self) -> int:
-        return self.prompt_tokens - self.cached_tokens - self.cache_write_tokens
+        # Never below 0, where upstream reported more cached tokens than prompt
+        # tokens (as a request's detail shows it).
+        return max(self.prompt_tokens - self.cached_tokens - self.cache_write_tokens, 0)
 
     @property
     def avg_cost_per_request(self) -> int | None:

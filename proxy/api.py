@@ -222,10 +222,12 @@ def _limit(params) -> int:
     value = (params.get("limit") or "").strip()
     if not value:
         return LIMIT_DEFAULT
-    if not re.fullmatch(r"[0-9]+", value) or int(value) == 0:
+    digits = value.lstrip("0")
+    if not re.fullmatch(r"[0-9]+", value) or not digits:
         raise ValidationError({"limit": [f"A number from 1 to {LIMIT_MAX}."]})
-    # A larger page is clamped to the largest, as the other lists do.
-    return min(int(value), LIMIT_MAX)
+    # A larger page is clamped to the largest, as the other lists do; int() is
+    # never asked to read thousands of digits (it refuses them).
+    return LIMIT_MAX if len(digits) > 4 else min(int(digits), LIMIT_MAX)
 
 
 class RequestLogListView(AccountRequired, GenericAPIView):

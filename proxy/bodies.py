@@ -6,15 +6,20 @@ tool calls), as OpenAI's non-streamed answer would have carried them.
 Bodies are kept only for an account that asks (``BodyRetention``), compressed,
 at most ``proxy.call.BODY_KEPT_BYTES`` each: a body cut short is still shown,
 as far as it goes, as text when it is no longer JSON.
+
+A body is kept before anyone has checked it (the proxy passes it on as it
+came), so it may be JSON nested a thousand levels deep, which Python's own
+``json`` cannot read (RecursionError) nor write back: it is read with orjson,
+and shown as its text when nested deeper than ``NESTING_MAX``.
 """
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.utils import timezone
 
 from accounts.models import Account
@@ -24,6 +29,9 @@ from proxy.models import RequestBody, RequestLog
 # What a kept body may inflate to: what was kept, and some room. A stored body
 # is ours, but a bound costs nothing.
 INFLATED_MAX = BODY_KEPT_BYTES + 64 * 1024
+# JSON nested deeper is shown as text: writing it back (the API's answer, the
+# page's pretty view) recurses once a level, and real requests nest a few.
+NESTING_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -194,10 +202,9 @@ def _event_data(events: str):
         payload = "\n".join(lines)
         if payload.strip() == "[DONE]":
             continue
-        try:
-            yield json.loads(payload)
-        except ValueError:
-            continue
+        data = json_or_text(payload)
+        if data is not payload:
+            yield data
 
 
 def _is_events(text: str) -> bool:
@@ -218,9 +225,31 @@ def _inflated(packed) -> str:
 
 
 def _parsed(text: str) -> Any:
-    if not text:
-        return None
+    return json_or_text(text) if text else None
+
+
+def json_or_text(text: str) -> Any:
+    """``text`` read as JSON; the text itself (the very object) when it is not
+    JSON, or is nested deeper than NESTING_MAX."""
     try:
-        return json.loads(text)
-    except ValueError:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return text
+    return value if _nested_within(value, NESTING_MAX) else text
+
+
+def _nested_within(value: Any, levels: int) -> bool:
+    # Without recursion: the value may be nested 1,024 levels deep.
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if level > levels:
+            return False
+        pending.extend((child, level + 1) for child in children)
+    return True

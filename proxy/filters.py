@@ -135,7 +135,10 @@ def _moment(value: str, *, end: bool) -> datetime | None:
                 moment = moment.replace(tzinfo=UTC)
             moment = moment.astimezone(UTC)
             return moment + timedelta(microseconds=1) if end else moment
-    except (ValueError, OverflowError):
+    except OverflowError:
+        # A valid date whose day (or offset) runs past year 9999.
+        raise _Refused(f"{_shown(value)} is out of range.") from None
+    except ValueError:
         pass
     raise _Refused(
         f"{_shown(value)} is not an ISO 8601 date (2026-01-31) or date-time."

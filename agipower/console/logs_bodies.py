@@ -9,12 +9,11 @@ is trusted as markup: the template escapes every string.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.bodies import Bodies
+from proxy.bodies import Bodies, json_or_text
 
 # A JSON view longer than this is shown in part (a kept body may be 4 MB); the
 # whole of it is in GET /api/v1/requests/{id}.
@@ -172,8 +171,9 @@ def _tool_call(call: dict) -> ToolCall:
     arguments = function.get("arguments", "")
     if isinstance(arguments, str):
         # Arguments cut short, or not JSON, are shown as they came.
-        with contextlib.suppress(ValueError):
-            arguments = json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
+        parsed = json_or_text(arguments)
+        if parsed is not arguments:
+            arguments = json.dumps(parsed, indent=2, ensure_ascii=False)
     else:
         arguments = json.dumps(arguments, indent=2, ensure_ascii=False)
     return ToolCall(

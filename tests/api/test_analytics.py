@@ -334,6 +334,17 @@ def test_by_type_each_bucket_has_a_point_per_kind_that_sum_to_its_cost(world, al
     )
 
 
+def test_by_type_input_tokens_are_never_negative(alice):
+    # Upstream reported more cached tokens than prompt tokens.
+    odd = usage_item(make_key(alice), at=at(3, 1), prompt_tokens=10, cached_tokens=50)
+    usage_commit(alice.account.id, [odd])
+    body = get(
+        api(alice), **{"from": "2026-03-01", "to": "2026-03-01", "group_by": "type"}
+    )
+    tokens = {p["group"]: p["input_tokens"] for p in body["series"]}
+    assert tokens == {"input": 0, "cached": 50, "cache_write": 0, "output": 0}
+
+
 def test_the_previous_period_is_as_long_and_just_before(world, alice):
     _, _, items = world
     body = get(api(alice), **{"from": "2026-03-01", "to": "2026-03-02"})

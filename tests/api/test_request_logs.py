@@ -11,8 +11,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from apikeys.models import KeyKind
+from proxy.body_retention import body_retention_set
 from proxy.call import request_id
 from proxy.models import CatalogModel, ModelPrice, Provider, RequestBody
+from tests.support.bodies import bodies_keep
 from tests.support.keys import bearer, make_key, make_log
 
 LOG_FIELDS = {
@@ -283,8 +285,19 @@ def test_a_page_is_at_most_200_logs(alice, api_for):
     body = api_for(alice).get("/api/v1/requests?limit=2").json()
     assert len(body["results"]) == 2
     assert "limit=2" in body["next"] and "cursor=" in body["next"]
-    # A larger limit is clamped, as the other lists do.
-    assert len(api_for(alice).get("/api/v1/requests?limit=5000").json()["results"]) == 3
+    # A larger limit is clamped, as the other lists do; one of more digits
+    # than int() reads too.
+    for limit in ("5000", "0" * 5000 + "7", "9" * 5000):
+        response = api_for(alice).get(f"/api/v1/requests?limit={limit}")
+        assert response.status_code == 200
+        assert len(response.json()["results"]) == 3
+
+
+def test_a_date_past_year_9999_is_out_of_range(api_for, alice):
+    for query in ("to=9999-12-31", "to=9999-12-31T23:59:59.999999"):
+        response = api_for(alice).get(f"/api/v1/requests?{query}")
+        assert response.status_code == 400
+        assert response.json()["to"] == [f'"{query[3:]}" is out of range.']
 
 
 # --- the detail ---------------------------------------------------------------
@@ -373,6 +386,24 @@ def test_the_detail_names_the_price_version_it_was_billed_at(alice, api_for):
         "cache_write": "1.500000000",
         "output": "10.000000000",
     }
+
+
+def test_bodies_nested_too_deep_for_python_are_shown_as_their_text(alice, api_for):
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=7)
+    log = make_log(make_key(alice))  # now: its bodies have not expired
+    # orjson reads 1,024 levels, Python's json fewer; neither reads 5,000.
+    deep = b'{"messages": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    deeper = b"[" * 5000 + b"]" * 5000
+    assert bodies_keep(
+        alice.account.pk,
+        {"id": str(log.id), "created_at": log.created_at},
+        request=deep,
+        response=deeper,
+    )
+    response = api_for(alice).get(f"/api/v1/requests/{log.id}")
+    assert response.status_code == 200
+    bodies = response.json()["bodies"]
+    assert (bodies["request"], bodies["response"]) == (deep.decode(), deeper.decode())
 
 
 def test_the_detail_of_another_accounts_log_is_404(world, api_for, bob):

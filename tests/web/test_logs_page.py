@@ -390,6 +390,31 @@ def test_a_streams_events_are_put_together(client, alice):
     assert "data: [DONE]" in response.content.decode()
 
 
+def test_bodies_nested_too_deep_for_python_are_shown_as_their_text(client, alice):
+    log = make_log(make_key(alice), at=START, streamed=True)
+    deep = "[" * 1000 + "]" * 1000  # orjson reads it, Python's json does not
+    events = (
+        f"data: {deep}\n\n"
+        + 'data: {"choices": [{"index": 0, "delta": {"content": "Hi", '
+        + '"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "'
+        + "[" * 2000
+        + '"}}]}}]}\n\n'
+    )
+    kept(log, {"messages": [{"role": "user", "content": "x"}], "deep": 1}, events)
+    RequestBody.objects.filter(request_id=log.id).update(
+        request=zlib.compress(f'{{"messages": {deep}}}'.encode())
+    )
+    client.force_login(alice)
+    response = client.get(reverse("console:log", args=[log.id]))
+    assert response.status_code == 200
+    views = texts(response, "log-json")
+    assert views[0].startswith('Request pretty {"messages": [[[[')
+    # The stream's other events are put together; its arguments as they came.
+    [answer] = texts(response, "log-message")
+    assert answer.startswith("Assistant answer Hi")
+    assert texts(response, "log-tool-call") == ["tool call f " + "[" * 2000]
+
+
 def test_without_kept_bodies_the_detail_says_so(client, alice, bob):
     log = make_log(make_key(alice), at=START)
     # Bodies of another account under this id are not alice's.
