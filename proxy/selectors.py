@@ -71,25 +71,6 @@ def id_window(request_id: uuid.UUID) -> tuple[datetime, datetime] | None:
         return None
 
 
-def request_logs_for_account(
-    *,
-    account: Account,
-    key_id: int | None = None,
-    model: str | None = None,
-    since: datetime | None = None,
-    before: datetime | None = None,
-) -> QuerySet[RequestLog]:
-    """An account's request logs, newest first: ``since`` inclusive, ``before``
-    exclusive. A key id of another account finds nothing."""
-    filters = LogFilters(
-        since=since,
-        before=before,
-        key_ids=(key_id,) if key_id is not None else (),
-        model=model or None,
-    )
-    return request_logs_matching(account=account, filters=filters)
-
-
 # --- pages ------------------------------------------------------------------
 
 

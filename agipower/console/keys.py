@@ -1,31 +1,33 @@
 """Console pages of API keys under /console/keys (namespace "keys"): the list,
 create (the key shown once), edit, enable/disable, delete, and a key's details
-with its request logs (the proxy's), which is why they live at the top floor."""
+with its latest requests (the proxy's logs, all of them a link away in Logs),
+which is why they live at the top floor."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.access import account_required
 from accounts.models import Account
+from agipower.console.logs import LogRow
 from apikeys.errors import ApiKeyError
 from apikeys.forms import KeyCreateForm, KeyEditForm
 from apikeys.models import ApiKey, KeyKind, KeyStatus, LimitReset
 from apikeys.selectors import key_for_account, keys_for_account
 from apikeys.services import key_create, key_delete, key_update
-from money import format_usd, usd, usd_plain
-from proxy.forms import LogFilterForm
-from proxy.selectors import request_logs_for_account
+from money import usd, usd_plain
+from proxy.filters import LogFilters
+from proxy.selectors import request_logs_page
 
-LOGS_PAGE_SIZE = 25
+# A key's page shows its latest requests; all of them are in Logs (by cursor).
+KEY_LATEST_LOGS = 10
 
 
 @dataclass(frozen=True)
@@ -184,42 +186,21 @@ def key_delete_view(request, account: Account, key_id: int):
 @account_required
 def key_detail(request, account: Account, key_id: int):
     api_key = _key_or_404(account, key_id)
-    filters = LogFilterForm(request.GET or None)
-    criteria = {}
-    if filters.is_bound and filters.is_valid():
-        data = filters.cleaned_data
-        criteria = {
-            "model": data["model"].strip() or None,
-            "since": _day_start(data["from"]),
-            "before": _day_start(data["to"], next_day=True),
-        }
-    page = None
+    rows, more = None, False
     if api_key.kind == KeyKind.PAYG:
-        logs = request_logs_for_account(account=account, key_id=api_key.pk, **criteria)
-        page = Paginator(logs, LOGS_PAGE_SIZE).get_page(request.GET.get("page"))
+        page = request_logs_page(
+            account=account,
+            filters=LogFilters(key_ids=(api_key.pk,)),
+            limit=KEY_LATEST_LOGS,
+        )
+        rows = [LogRow.of(log) for log in page.rows]
+        more = page.next_cursor is not None
     context = {
         "nav": "keys",
         "api_key": api_key,
         "row": KeyRow.of(api_key),
-        "filters": filters,
-        "filtered": any(criteria.values()),
-        "page": page,
-        "logs": [_log_row(log) for log in page.object_list] if page else [],
+        "rows": rows,
+        "more": more,
+        "logs_url": f"{reverse('console:logs')}?key={api_key.pk}",
     }
     return render(request, "console/keys_detail.html", context)
-
-
-def _day_start(day, *, next_day: bool = False) -> datetime | None:
-    if day is None:
-        return None
-    start = datetime.combine(day, time.min, tzinfo=UTC)
-    return start + timedelta(days=1) if next_day else start
-
-
-def _log_row(log) -> dict:
-    return {
-        "log": log,
-        # A request costs fractions of a cent: whole cents would read $0.00.
-        "cost": format_usd(log.cost_nanos, places=6),
-        "ok": 200 <= log.status < 300,
-    }
