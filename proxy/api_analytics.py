@@ -7,7 +7,6 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.http import QueryDict
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -20,7 +19,7 @@ from money import nanos_to_usd
 from money.fields import UsdField
 from proxy import analytics
 from proxy.analytics import GRANULARITIES, GROUPINGS, KINDS, CostReport, Usage
-from proxy.filters import LogFilters, log_filters_from
+from proxy.filters import LogFilters, Refused, log_filters_from, moment_parse, shown
 
 # The request logs' filters that the rollups can answer.
 FILTERS = ("key", "model", "provider")
@@ -123,54 +122,14 @@ class CostAnalyticsSerializer(serializers.Serializer):
 # --- parameters ---------------------------------------------------------------
 
 
-def _shown(value: str) -> str:
-    """A query parameter in an error message: quoted, cut short."""
-    return f'"{value}"' if len(value) <= 40 else f'"{value[:37]}…"'
-
-
 def _bound(params, name: str, *, end: bool) -> datetime | None:
     """``from`` or ``to`` as an aware UTC datetime on a whole hour. A date is
     its whole day (``to=2026-01-31`` ends when the 31st does); a date-time is
     the moment itself, ``to`` exclusive."""
-    value = (params.get(name) or "").strip()
-    if not value:
-        return None
-    moment = None
     try:
-        day = parse_date(value)
-        if day:
-            moment = datetime.combine(day, time.min, tzinfo=UTC)
-            if end:
-                moment += timedelta(days=1)
-        else:
-            moment = parse_datetime(value)
-            if moment is not None and timezone.is_naive(moment):
-                moment = moment.replace(tzinfo=UTC)
-            if moment is not None:
-                moment = moment.astimezone(UTC)
-    except OverflowError:
-        raise ValidationError({name: [f"{_shown(value)} is out of range."]}) from None
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise ValidationError(
-            {
-                name: [
-                    f"{_shown(value)} is not an ISO 8601 date (2026-01-31) or "
-                    "date-time (2026-01-31T14:00:00Z)."
-                ]
-            }
-        )
-    if moment.minute or moment.second or moment.microsecond:
-        raise ValidationError(
-            {
-                name: [
-                    f"{_shown(value)} is not on a whole hour (UTC): analytics "
-                    "count usage by the hour."
-                ]
-            }
-        )
-    return moment
+        return moment_parse((params.get(name) or "").strip(), end=end, hourly=True)
+    except Refused as refused:
+        raise ValidationError({name: [str(refused)]}) from None
 
 
 def _choice(params, name: str, choices: tuple[str, ...], default: str) -> str:
@@ -179,7 +138,7 @@ def _choice(params, name: str, choices: tuple[str, ...], default: str) -> str:
         return default
     if value not in choices:
         raise ValidationError(
-            {name: [f"{_shown(value)} is not one of: {', '.join(choices)}."]}
+            {name: [f"{shown(value)} is not one of: {', '.join(choices)}."]}
         )
     return value
 

@@ -2,7 +2,8 @@
 and the console's Logs page take them from a query string.
 
 One parser for all of them, so that a filter means the same everywhere and bad
-input gets the same clear 400 naming the parameter.
+input gets the same clear 400 naming the parameter. Cost analytics read their
+``from`` and ``to`` with the same ``moment_parse``, by their rule for hours.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def log_filters_from(params: Mapping) -> LogFilters:
     def read(name, parse):
         try:
             return parse(params, name)
-        except _Refused as refused:
+        except Refused as refused:
             errors[name] = [str(refused)]
             return None
 
@@ -97,7 +98,7 @@ def date_range_from(params: Mapping) -> tuple[datetime | None, datetime | None]:
     for name, parse in (("from", _moment_start), ("to", _moment_end)):
         try:
             bounds.append(parse(params, name))
-        except _Refused as refused:
+        except Refused as refused:
             errors[name] = [str(refused)]
             bounds.append(None)
     since, before = bounds
@@ -111,46 +112,61 @@ def date_range_from(params: Mapping) -> tuple[datetime | None, datetime | None]:
 _BACKWARDS = "Must not be before from."
 
 
-class _Refused(ValueError):
-    pass
+class Refused(ValueError):
+    """A query parameter that cannot be read; the message says why."""
 
 
 def _value(params: Mapping, name: str) -> str:
     return (params.get(name) or "").strip()
 
 
-def _moment(value: str, *, end: bool) -> datetime | None:
-    """A date covers its whole day; a date-time is exact. ``end`` answers the
-    first moment after it (so that the bound is exclusive)."""
+def moment_parse(value: str, *, end: bool, hourly: bool = False) -> datetime | None:
+    """``from`` (``end`` False) or ``to`` (``end`` True) as an aware UTC
+    datetime, or None when empty; raises Refused.
+
+    An ISO 8601 date covers its whole day: as ``to``, the first moment after
+    it. A date-time (UTC unless an offset is given) is the moment itself; as
+    ``to`` it is inclusive (the answer is the microsecond after it), except
+    ``hourly`` (cost analytics, read from hourly sums): there it must fall on a
+    whole hour, and ``to`` is exclusive."""
     if not value:
         return None
     try:
         day = parse_date(value)
-        moment = None if day else parse_datetime(value)
         if day:
             start = datetime.combine(day, time.min, tzinfo=UTC)
             return start + timedelta(days=1) if end else start
-        if moment:
+        moment = parse_datetime(value)
+        if moment is not None:
             if timezone.is_naive(moment):
                 moment = moment.replace(tzinfo=UTC)
             moment = moment.astimezone(UTC)
-            return moment + timedelta(microseconds=1) if end else moment
+            if end and not hourly:
+                moment += timedelta(microseconds=1)
     except OverflowError:
-        # A valid date whose day (or offset) runs past year 9999.
-        raise _Refused(f"{_shown(value)} is out of range.") from None
+        # A valid date whose day (or offset) runs past year 9999, or before 1.
+        raise Refused(f"{shown(value)} is out of range.") from None
     except ValueError:
-        pass
-    raise _Refused(
-        f"{_shown(value)} is not an ISO 8601 date (2026-01-31) or date-time."
-    )
+        moment = None
+    if moment is None:
+        raise Refused(
+            f"{shown(value)} is not an ISO 8601 date (2026-01-31) or date-time "
+            "(2026-01-31T14:00:00Z)."
+        )
+    if hourly and (moment.minute or moment.second or moment.microsecond):
+        raise Refused(
+            f"{shown(value)} is not on a whole hour (UTC): analytics count usage "
+            "by the hour."
+        )
+    return moment
 
 
 def _moment_start(params: Mapping, name: str) -> datetime | None:
-    return _moment(_value(params, name), end=False)
+    return moment_parse(_value(params, name), end=False)
 
 
 def _moment_end(params: Mapping, name: str) -> datetime | None:
-    return _moment(_value(params, name), end=True)
+    return moment_parse(_value(params, name), end=True)
 
 
 def _key_ids(params: Mapping, name: str) -> tuple[int, ...]:
@@ -164,11 +180,11 @@ def _key_ids(params: Mapping, name: str) -> tuple[int, ...]:
             # ASCII digits only: str.isdigit() also says yes to "²", which
             # int() refuses.
             if not re.fullmatch(r"[0-9]{1,18}", part) or int(part) == 0:
-                raise _Refused(f"{_shown(part)} is not a key id.")
+                raise Refused(f"{shown(part)} is not a key id.")
             if int(part) not in ids:
                 ids.append(int(part))
     if len(ids) > KEYS_MAX:
-        raise _Refused(f"At most {KEYS_MAX} keys.")
+        raise Refused(f"At most {KEYS_MAX} keys.")
     return tuple(ids)
 
 
@@ -178,9 +194,9 @@ def _text(limit: int):
         if not value:
             return None
         if len(value) > limit:
-            raise _Refused(f"At most {limit} characters.")
+            raise Refused(f"At most {limit} characters.")
         if (char := unsafe_character(value)) is not None:
-            raise _Refused(unsafe_character_message(char))
+            raise Refused(unsafe_character_message(char))
         return value
 
     return parse
@@ -191,7 +207,7 @@ def _status(params: Mapping, name: str) -> str | None:
     if not value:
         return None
     if value not in STATUSES:
-        raise _Refused(f"{_shown(value)} is not a status: ok or error.")
+        raise Refused(f"{shown(value)} is not a status: ok or error.")
     return value
 
 
@@ -202,12 +218,12 @@ def _request_id(params: Mapping, name: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise _Refused(
-            f"{_shown(value)} is not a request id (the X-Request-Id of an answer, "
+        raise Refused(
+            f"{shown(value)} is not a request id (the X-Request-Id of an answer, "
             "e.g. 0192f0c1-7a3e-7b4d-9c1a-2f3e4d5c6b7a)."
         ) from None
 
 
-def _shown(value: str) -> str:
+def shown(value: str) -> str:
     """A query parameter in an error message: quoted, cut short."""
     return f'"{value}"' if len(value) <= 40 else f'"{value[:37]}…"'

@@ -14,6 +14,7 @@ from apikeys.models import KeyKind
 from apikeys.services import key_delete
 from money import nanos_to_usd, usd_to_nanos
 from proxy.analytics import half_even_div
+from proxy.filters import Refused, moment_parse
 from proxy.pricing import Price
 from tests.support.keys import bearer, make_key
 from tests.support.usage import usage_commit, usage_item
@@ -448,6 +449,23 @@ def test_averages_are_exact_nanos(alice):
     assert body["totals"]["cost"] == "0.000000003"
     assert body["totals"]["avg_cost_per_request"] == "0.000000001"
     assert body["totals"]["avg_cost_per_million_tokens"] == "0.000428571"
+
+
+def test_the_range_is_read_as_the_logs_read_it_by_the_hour():
+    """One parser for both: a date is its whole day in each; a date-time ``to``
+    is inclusive in the logs, exclusive and on a whole hour in analytics."""
+    for hourly in (False, True):
+        assert moment_parse("2026-03-01", end=False, hourly=hourly) == at(3, 1, 0)
+        assert moment_parse("2026-03-01", end=True, hourly=hourly) == at(3, 2, 0)
+        assert moment_parse("", end=True, hourly=hourly) is None
+        with pytest.raises(Refused, match="out of range"):
+            moment_parse("9999-12-31", end=True, hourly=hourly)
+    to = "2026-03-01T10:00:00+01:00"
+    assert moment_parse(to, end=True) == at(3, 1, 9) + timedelta(microseconds=1)
+    assert moment_parse(to, end=True, hourly=True) == at(3, 1, 9)
+    assert moment_parse("2026-03-01T09:30Z", end=False) == at(3, 1, 9, 30)
+    with pytest.raises(Refused, match="not on a whole hour"):
+        moment_parse("2026-03-01T09:30Z", end=False, hourly=True)
 
 
 @pytest.mark.parametrize(
