@@ -1,6 +1,6 @@
 """REST: GET /api/v1/transactions, the transaction history with the invoice
 of each top-up row, and GET /api/v1/transactions.csv, the same rows streamed
-as CSV (PostgreSQL writes it: proxy.exports).
+as CSV (PostgreSQL writes it: money.csv_stream).
 
 At the top floor because it composes the ledger (the rows), payments (which
 top-up a row is, and its invoice) and invoices (their download).
@@ -20,8 +20,7 @@ from accounts.access import AccountRequired
 from billing.ledger.models import EntryKind
 from billing.ledger.selectors import Transaction, TransactionHistory, transactions_list
 from billing.payments.selectors import topup_invoice_ids
-from money.fields import UsdField
-from proxy.exports import (
+from money.csv_stream import (
     CsvNegotiation,
     csv_copy,
     csv_response,
@@ -30,6 +29,7 @@ from proxy.exports import (
     usd_sql,
     utc_sql,
 )
+from money.fields import UsdField
 from proxy.filters import date_range_from
 
 

@@ -309,7 +309,7 @@ if REQUEST_LOG_RETENTION_DAYS < 1:
 
 # The longest one CSV export (of request logs, of transactions) may run, in
 # seconds: it holds its snapshot and locks on the logs' partitions until it
-# ends, however slowly its client reads (proxy/exports.py).
+# ends, however slowly its client reads (money/csv_stream.py).
 CSV_EXPORT_MAX_SECONDS = env.int("CSV_EXPORT_MAX_SECONDS", default=30 * 60)
 
 # Celery. The default broker keeps its queue in files under var/, so the worker,

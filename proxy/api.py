@@ -22,9 +22,9 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from accounts.access import AccountRequired
+from money.csv_stream import CsvNegotiation, csv_response, range_filename
 from money.fields import UsdField
 from proxy.bodies import request_bodies_get
-from proxy.exports import CsvNegotiation, csv_response, range_filename
 from proxy.exports import request_logs_csv as request_logs_csv_chunks
 from proxy.filters import log_filters_from
 from proxy.models import RequestLog

@@ -18,6 +18,7 @@ from django.test import AsyncClient
 from rest_framework.test import APIClient
 
 from apikeys.models import KeyKind
+from money import csv_stream
 from proxy import exports
 from proxy.filters import LogFilters
 from proxy.models import RequestLog
@@ -255,7 +256,7 @@ def test_the_csv_comes_in_chunks_and_stops_cleanly(alice, api_for, monkeypatch):
         )
         for n in range(500)
     )
-    monkeypatch.setattr(exports, "CHUNK_BYTES", 4_096)
+    monkeypatch.setattr(csv_stream, "CHUNK_BYTES", 4_096)
     response = api_for(alice).get("/api/v1/requests.csv")
     chunks = list(response.streaming_content)
     assert chunks[0].startswith(b"id,created_at,")  # the header comes first
@@ -276,7 +277,7 @@ def test_an_export_runs_at_most_its_time_limit(alice, api_for, settings, caplog)
         cursor.execute("SHOW statement_timeout")
         [default] = cursor.fetchone()
     settings.CSV_EXPORT_MAX_SECONDS = 0.3
-    slow = exports.csv_copy(
+    slow = csv_stream.csv_copy(
         sql="SELECT g FROM generate_series(1, 3) g, pg_sleep(1)",
         params=[],
         header=("n",),
@@ -307,10 +308,10 @@ def test_an_export_whose_client_stops_reading_ends_at_its_time_limit(
     settings.CSV_EXPORT_MAX_SECONDS = 3.0
     # The timer before the statement timeout: PostgreSQL may hear the timeout
     # sooner or later, but the timer ends it whatever it waits for.
-    monkeypatch.setattr(exports, "STALLED_GRACE_SECONDS", -2.0)
-    monkeypatch.setattr(exports, "CHUNK_BYTES", 4_096)
+    monkeypatch.setattr(csv_stream, "STALLED_GRACE_SECONDS", -2.0)
+    monkeypatch.setattr(csv_stream, "CHUNK_BYTES", 4_096)
     many = "SELECT g, repeat('x', 200) FROM generate_series(1, 5000000) g"
-    stream = exports.csv_copy(sql=many, params=[], header=("n", "text"))
+    stream = csv_stream.csv_copy(sql=many, params=[], header=("n", "text"))
     try:
         next(stream), next(stream)  # the header, then the first rows; no more
         started = time.monotonic()
@@ -351,7 +352,7 @@ def test_under_asgi_the_csv_is_pulled_chunk_by_chunk_from_the_copy(
     """Under ASGI Django would read a plain iterator whole before sending it:
     the response iterates asynchronously, each chunk taken from the COPY in the
     request's thread (here the test's, with its connection)."""
-    monkeypatch.setattr(exports, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(csv_stream, "CHUNK_BYTES", 64)
 
     async def download():
         client = AsyncClient()
