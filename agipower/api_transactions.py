@@ -8,8 +8,6 @@ top-up a row is, and its invoice) and invoices (their download).
 
 from __future__ import annotations
 
-import json
-
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,8 +15,7 @@ from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 
 from accounts.access import AccountRequired
-from billing.ledger.models import EntryKind
-from billing.ledger.selectors import Transaction, TransactionHistory, transactions_list
+from billing.ledger.selectors import transactions_list, transactions_sql
 from billing.payments.selectors import topup_invoice_ids
 from money.csv_stream import (
     CsvNegotiation,
@@ -123,7 +120,7 @@ class TransactionCsvView(AccountRequired, GenericAPIView):
     def get(self, request):
         since, before = date_range_from(request.query_params)
         sql, params = _transactions_sql(
-            account_id=self.account.pk,
+            account=self.account,
             since=since,
             before=before,
             invoice_url=request.build_absolute_uri(
@@ -140,24 +137,19 @@ class TransactionCsvView(AccountRequired, GenericAPIView):
 _INVOICE_MARK = 987654321
 
 
-def _transactions_sql(*, account_id, since, before, invoice_url) -> tuple[str, dict]:
-    """The history's own rows (``TransactionHistory``), formatted; a top-up's
+def _transactions_sql(*, account, since, before, invoice_url) -> tuple[str, dict]:
+    """The history's own rows (``transactions_sql``), formatted; a top-up's
     invoice found as ``topup_invoice_ids`` finds it (its entry, or its payment
     intent as the row's reference)."""
+    rows, params = transactions_sql(account=account)
     url_head, url_tail = invoice_url.split(str(_INVOICE_MARK))
-    # Each kind's method when the entry names none, as the list shows it.
-    methods = {
-        kind: Transaction("", None, 0, kind, "", "", "").method_label
-        for kind in EntryKind.values
-    }
-    method = "coalesce(nullif(r.method, ''), %(methods)s::jsonb ->> r.kind, '')"
     sql = f"""
         SELECT r.id, {utc_sql("r.created_at")}, r.kind, {usd_sql("r.amount_nanos")},
-               {safe_text_sql(method)},
+               {safe_text_sql("r.method")},
                {safe_text_sql("r.description")},
                CASE WHEN invoice.id IS NOT NULL
                     THEN %(url_head)s || invoice.id || %(url_tail)s END
-          FROM ({TransactionHistory._ROWS}) AS r
+          FROM ({rows}) AS r
           LEFT JOIN LATERAL (
               SELECT t.invoice_id AS id
                 FROM billing_topup t
@@ -172,11 +164,10 @@ def _transactions_sql(*, account_id, since, before, invoice_url) -> tuple[str, d
            AND (%(before)s::timestamptz IS NULL OR r.created_at < %(before)s)
          ORDER BY r.created_at DESC, r.id DESC
     """  # noqa: S608 - constant SQL; values are parameters
-    params = {
-        "account": account_id,
+    params |= {
+        "account": account.pk,
         "since": since,
         "before": before,
-        "methods": json.dumps(methods),
         "url_head": url_head,
         "url_tail": url_tail,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -95,6 +96,24 @@ _DEFAULT_METHODS = {
 }
 
 
+# The history's rows: every journal entry but usage, and usage summed by UTC
+# day. Named parameters (%(account)s), so that a caller may add its own.
+_ROWS = """
+    SELECT id::text AS id, created_at, amount_nanos, kind, method, description,
+           reference, 1 AS count
+      FROM billing_ledgerentry
+     WHERE account_id = %(account)s AND kind <> 'usage'
+    UNION ALL
+    SELECT 'usage-' || to_char(day, 'YYYY-MM-DD'), max(created_at),
+           sum(amount_nanos)::bigint, 'usage', '', '', '', count(*)::int
+      FROM (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, created_at,
+                   amount_nanos
+              FROM billing_ledgerentry
+             WHERE account_id = %(account)s AND kind = 'usage') AS usage
+     GROUP BY day
+"""
+
+
 class TransactionHistory:
     """The account's transaction history, newest first: every journal entry,
     except usage, which is one row per UTC day.
@@ -103,28 +122,13 @@ class TransactionHistory:
     page it in the database.
     """
 
-    _ROWS = """
-        SELECT id::text AS id, created_at, amount_nanos, kind, method, description,
-               reference, 1 AS count
-          FROM billing_ledgerentry
-         WHERE account_id = %(account)s AND kind <> 'usage'
-        UNION ALL
-        SELECT 'usage-' || to_char(day, 'YYYY-MM-DD'), max(created_at),
-               sum(amount_nanos)::bigint, 'usage', '', '', '', count(*)::int
-          FROM (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, created_at,
-                       amount_nanos
-                  FROM billing_ledgerentry
-                 WHERE account_id = %(account)s AND kind = 'usage') AS usage
-         GROUP BY day
-    """
-
     def __init__(self, account: Account):
         self.account_id = account.pk
 
     def count(self) -> int:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT count(*) FROM ({self._ROWS}) AS rows",  # noqa: S608 - constant
+                f"SELECT count(*) FROM ({_ROWS}) AS rows",  # noqa: S608 - constant
                 {"account": self.account_id},
             )
             return cursor.fetchone()[0]
@@ -139,7 +143,7 @@ class TransactionHistory:
         limit = None if key.stop is None else max(key.stop - start, 0)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"{self._ROWS} ORDER BY created_at DESC, id DESC "  # noqa: S608
+                f"{_ROWS} ORDER BY created_at DESC, id DESC "  # noqa: S608
                 "LIMIT %(limit)s OFFSET %(offset)s",
                 {"account": self.account_id, "limit": limit, "offset": start},
             )
@@ -148,3 +152,20 @@ class TransactionHistory:
 
 def transactions_list(*, account: Account) -> TransactionHistory:
     return TransactionHistory(account)
+
+
+def transactions_sql(*, account: Account) -> tuple[str, dict]:
+    """The account's transaction history as SQL, for a caller that reads it
+    in SQL (the CSV export), and its named parameters: the rows of
+    ``transactions_list``, unordered, with the columns id, created_at,
+    amount_nanos, kind, method (as ``Transaction.method_label`` names it),
+    description, reference and count."""
+    sql = f"""
+        SELECT id, created_at, amount_nanos, kind,
+               coalesce(nullif(method, ''), %(default_methods)s::jsonb ->> kind, '')
+                   AS method,
+               description, reference, count
+          FROM ({_ROWS}) AS rows
+    """  # noqa: S608 - constant SQL; values are parameters
+    methods = {kind.value: label for kind, label in _DEFAULT_METHODS.items()}
+    return sql, {"account": account.pk, "default_methods": json.dumps(methods)}
