@@ -18,6 +18,7 @@ import httpx
 import pytest
 from celery import Celery
 from django.db import connection
+from kombu import Connection
 
 from apikeys.models import KeyKind
 from billing.models import ReconciliationRun
@@ -135,18 +136,23 @@ def test_a_prefork_worker_opens_a_connection_per_task_and_keeps_none(tmp_path):
                 pytest.fail(f"the worker did not get there:\n{output[-4000:]}")
             time.sleep(0.1)
 
-    # The web server's side of the worker's broker (files under its var/).
-    # Not the current app: the tests' tasks stay with the platform's (eager).
-    sender = Celery("sender", broker="filesystem://", set_as_current=False)
-    sender.conf.broker_transport_options = {
-        "data_folder_in": str(queue),
-        "data_folder_out": str(queue),
-        "control_folder": str(queue.parent / "control"),
-    }
+    # The web server's side of the worker's broker (files under its var/), on
+    # a connection of its own: none is taken from or left in kombu's pools,
+    # which are global to the process (the tests' eager app uses them).
+    sender = Celery("sender", set_as_current=False)
+    broker = Connection(
+        "filesystem://",
+        transport_options={
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "control_folder": str(queue.parent / "control"),
+        },
+    )
     tasks = 3
     try:
-        for _ in range(tasks):
-            sender.send_task("proxy.tasks.rollups_reconcile")
+        with broker:
+            for _ in range(tasks):
+                sender.send_task("proxy.tasks.rollups_reconcile", connection=broker)
         # Each task wrote its run: the forked processes read and write.
         done = ReconciliationRun.objects.filter(finished_at__isnull=False)
         until(lambda: done.count() == tasks, seconds=60)
@@ -156,7 +162,6 @@ def test_a_prefork_worker_opens_a_connection_per_task_and_keeps_none(tmp_path):
         # starts (a pool would keep its minimum open from there on).
         assert tasks <= sessions() - before <= tasks + 1
     finally:
-        sender.close()
         worker.terminate()
         try:
             worker.communicate(timeout=20)
