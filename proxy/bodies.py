@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from django.db.models import Exists
 from django.utils import timezone
 
 from accounts.models import Account
 from proxy.call import BODY_KEPT_BYTES
-from proxy.models import RequestBody, RequestLog
+from proxy.models import BodyRetention, RequestBody, RequestLog
 
 # What a kept body may inflate to: what was kept, and some room. A stored body
 # is ours, but a bound costs nothing.
@@ -56,9 +57,14 @@ class Bodies:
 
 def request_bodies_get(*, account: Account, log: RequestLog) -> Bodies | None:
     """The bodies kept of one of the account's requests; None when none are
-    (the account keeps none, or kept them no longer than its days)."""
+    (the account keeps none, kept them no longer than its days, or turned its
+    switch off: what it kept is being deleted, and shown no more)."""
+    switched_on = BodyRetention.objects.filter(account=account, enabled=True)
     body = RequestBody.objects.filter(
-        request_id=log.id, account=account, expires_at__gt=timezone.now()
+        Exists(switched_on),
+        request_id=log.id,
+        account=account,
+        expires_at__gt=timezone.now(),
     ).first()
     if body is None:
         return None

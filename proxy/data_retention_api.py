@@ -3,7 +3,7 @@ bodies of its requests and answers (proxy/body_retention.py)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +12,7 @@ from accounts.access import AccountRequired
 from proxy.body_retention import (
     DAYS_MAX,
     DAYS_MIN,
+    BodiesBeingDeleted,
     body_retention_get,
     body_retention_set,
 )
@@ -20,7 +21,9 @@ from proxy.body_retention import (
 class DataRetentionSerializer(serializers.Serializer):
     store_bodies = serializers.BooleanField(
         help_text="Keep the bodies of requests and of their answers. Turning it "
-        "off deletes every body kept."
+        "off deletes every body kept (they are no longer shown at once, and "
+        "deleted within minutes); it may be turned on again once they are "
+        "(409 until then)."
     )
     retention_days = serializers.IntegerField(
         min_value=DAYS_MIN,
@@ -42,16 +45,28 @@ class DataRetentionView(AccountRequired, APIView):
             DataRetentionSerializer.of(body_retention_get(account=self.account))
         )
 
-    @extend_schema(request=DataRetentionSerializer, responses=DataRetentionSerializer)
+    @extend_schema(
+        request=DataRetentionSerializer,
+        responses={
+            200: DataRetentionSerializer,
+            409: OpenApiResponse(
+                description="Turned on while the bodies kept before are still "
+                "being deleted"
+            ),
+        },
+    )
     def put(self, request):
         data = DataRetentionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         days = data.validated_data.get("retention_days")
         if days is None:
             days = body_retention_get(account=self.account).days
-        retention, _ = body_retention_set(
-            account=self.account,
-            store_bodies=data.validated_data["store_bodies"],
-            retention_days=days,
-        )
+        try:
+            retention = body_retention_set(
+                account=self.account,
+                store_bodies=data.validated_data["store_bodies"],
+                retention_days=days,
+            )
+        except BodiesBeingDeleted as busy:
+            return Response({"store_bodies": [str(busy)]}, status=409)
         return Response(DataRetentionSerializer.of(retention))

@@ -14,6 +14,7 @@ from accounts.models import Account
 from proxy.body_retention import (
     DAYS_MAX,
     DAYS_MIN,
+    BodiesBeingDeleted,
     body_retention_get,
     body_retention_set,
     request_bodies_count,
@@ -42,25 +43,28 @@ def data_retention(request, account: Account):
         form = DataRetentionForm(request.POST)
         if form.is_valid():
             days = form.cleaned_data["retention_days"]
-            retention, deleted = body_retention_set(
-                account=account,
-                store_bodies=form.cleaned_data["store_bodies"],
-                retention_days=days,
-            )
-            if retention.enabled:
-                messages.success(
-                    request,
-                    "Request and response bodies are stored from now on, each "
-                    f"for {days} day{'s' if days != 1 else ''}.",
+            try:
+                retention = body_retention_set(
+                    account=account,
+                    store_bodies=form.cleaned_data["store_bodies"],
+                    retention_days=days,
                 )
+            except BodiesBeingDeleted as busy:
+                form.add_error(None, str(busy))
             else:
-                text = "Bodies are not stored."
-                if deleted == 1:
-                    text += " The one stored body was deleted."
-                elif deleted:
-                    text += f" The {deleted:,} stored bodies were deleted."
-                messages.success(request, text)
-            return redirect("console:data-retention")
+                if retention.enabled:
+                    messages.success(
+                        request,
+                        "Request and response bodies are stored from now on, each "
+                        f"for {days} day{'s' if days != 1 else ''}.",
+                    )
+                else:
+                    messages.success(
+                        request,
+                        "Bodies are not stored. Those stored before are no longer "
+                        "shown, and are being deleted.",
+                    )
+                return redirect("console:data-retention")
         status = 400
     else:
         form = DataRetentionForm(

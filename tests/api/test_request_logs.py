@@ -446,6 +446,7 @@ def _kept(text: str) -> bytes:
 
 
 def test_the_detail_shows_a_streams_bodies_put_together(alice, api_for):
+    keeping(alice)
     log = make_log(make_key(alice), at=at(1), streamed=True)
     events = (
         'data: {"id":"c1","model":"gpt","choices":[{"index":0,"delta":'
@@ -507,6 +508,7 @@ def test_the_detail_shows_a_streams_bodies_put_together(alice, api_for):
 
 
 def test_bodies_cut_short_are_shown_as_text(alice, api_for, bob):
+    keeping(alice)
     log = make_log(make_key(alice), at=at(1))
     RequestBody.objects.create(
         request_id=log.id,
@@ -529,6 +531,7 @@ def test_bodies_cut_short_are_shown_as_text(alice, api_for, bob):
 def test_bodies_past_their_days_or_of_another_account_are_not_shown(
     alice, bob, api_for
 ):
+    keeping(alice, bob)
     mine = make_log(make_key(alice), at=at(1))
     RequestBody.objects.create(
         request_id=mine.id,
@@ -550,3 +553,28 @@ def test_bodies_past_their_days_or_of_another_account_are_not_shown(
         response=_kept("{}"),
     )
     assert api_for(alice).get(f"/api/v1/requests/{other.id}").json()["bodies"] is None
+
+
+def keeping(*users) -> None:
+    """Their accounts keep bodies (the detail shows none otherwise)."""
+    for user in users:
+        body_retention_set(account=user.account, store_bodies=True, retention_days=7)
+
+
+def test_bodies_are_shown_only_while_the_switch_is_on(alice, api_for):
+    keeping(alice)
+    log = make_log(make_key(alice), at=at(1))
+    RequestBody.objects.create(
+        request_id=log.id,
+        account=alice.account,
+        created_at=log.created_at,
+        expires_at=datetime.now(UTC) + timedelta(days=1),
+        request=_kept("{}"),
+        response=_kept('{"choices": []}'),
+    )
+    url = f"/api/v1/requests/{log.id}"
+    assert api_for(alice).get(url).json()["bodies"]["response"] == {"choices": []}
+    # Turned off: gone at once for the customer, before the purge has run.
+    body_retention_set(account=alice.account, store_bodies=False, retention_days=7)
+    assert RequestBody.objects.filter(request_id=log.id).exists()
+    assert api_for(alice).get(url).json()["bodies"] is None

@@ -1,8 +1,9 @@
 """The data retention switch (proxy/body_retention.py): off by default; on, the
 real proxy keeps the bodies of JSON and streamed calls, compressed, until
-their days pass; off, every body kept is deleted at once and new calls keep
-none, even while the proxy's key cache still says on; never another
-account's. Through ``GET, PUT /api/v1/data-retention`` and the console page."""
+their days pass; off, every body kept is shown no more at once, deleted by a
+task queued on commit, a batch at a time, and new calls keep none, even while
+the proxy's key cache still says on; never another account's. Through
+``GET, PUT /api/v1/data-retention`` and the console page."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from rest_framework.test import APIClient
 
 from apikeys.models import KeyKind
 from apikeys.services import key_create
-from proxy import tasks
+from proxy import body_retention, tasks
 from proxy.body_retention import body_retention_get, body_retention_set
 from proxy.models import RequestBody, RequestLog
 from tests.support.bodies import KEEP_SQL, bodies_keep, keep_params, unpacked
@@ -248,7 +249,33 @@ def test_the_api_answers_the_default_and_refuses_bad_input_naming_the_field(alic
 
 
 @pytest.mark.django_db
-def test_the_console_page_turns_it_on_and_off(alice, client):
+def test_the_api_turns_it_on_again_once_the_bodies_are_deleted(
+    alice, django_capture_on_commit_callbacks
+):
+    api = api_for(alice)
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=3)
+    item = usage_item(key_create(account=alice.account, name="k"), at=timezone.now())
+    usage_commit(alice.account.pk, [item])
+    bodies_keep(alice.account.pk, item)
+    with django_capture_on_commit_callbacks() as queued:
+        off = api.put("/api/v1/data-retention", {"store_bodies": False}, format="json")
+    assert off.json() == {"store_bodies": False, "retention_days": 3}
+    on = {"store_bodies": True}
+    refused = api.put("/api/v1/data-retention", on, format="json")
+    assert refused.status_code == 409
+    assert "still being deleted" in refused.json()["store_bodies"][0]
+    [purge] = queued
+    purge()
+    assert api.put("/api/v1/data-retention", on, format="json").json() == {
+        "store_bodies": True,
+        "retention_days": 3,
+    }
+
+
+@pytest.mark.django_db
+def test_the_console_page_turns_it_on_and_off(
+    alice, client, django_capture_on_commit_callbacks
+):
     client.force_login(alice)
     page = client.get("/console/data-retention")
     assert page.status_code == 200
@@ -278,12 +305,101 @@ def test_the_console_page_turns_it_on_and_off(alice, client):
         bodies_keep(alice.account.pk, item)
     page = client.get("/console/data-retention")
     assert texts(page, "data-retention-stored") == ["2 bodies stored now."]
-    page = client.post("/console/data-retention", {"retention_days": "10"}, follow=True)
-    assert "Bodies are not stored. The 2 stored bodies were deleted." in (
+
+    # Off: at once, and the deletion queued for when it has committed.
+    with django_capture_on_commit_callbacks() as queued:
+        page = client.post(
+            "/console/data-retention", {"retention_days": "10"}, follow=True
+        )
+    assert "Bodies are not stored. Those stored before are no longer shown" in (
         page.content.decode()
     )
-    assert not RequestBody.objects.exists()
     assert not body_retention_get(account=alice.account).enabled
+    assert texts(page, "data-retention-stored") == [
+        "2 bodies stored before, no longer shown, being deleted."
+    ]
+    # On again only once they are gone.
+    refused = client.post(
+        "/console/data-retention", {"store_bodies": "on", "retention_days": "10"}
+    )
+    assert refused.status_code == 400
+    assert "still being deleted" in refused.content.decode()
+    assert not body_retention_get(account=alice.account).enabled
+
+    [purge] = queued
+    purge()
+    assert not RequestBody.objects.exists()
+    page = client.get("/console/data-retention")
+    assert texts(page, "data-retention-stored") == ["0 bodies stored now."]
+    page = client.post(
+        "/console/data-retention", {"store_bodies": "on", "retention_days": "10"}
+    )
+    assert page.status_code == 302
+    assert body_retention_get(account=alice.account).enabled
+
+
+@pytest.mark.django_db
+def test_turning_off_deletes_in_batches_after_the_switch_has_committed(
+    alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=3)
+    key = key_create(account=alice.account, name="k")
+    items = [usage_item(key, at=timezone.now()) for _ in range(25)]
+    usage_commit(alice.account.pk, items)
+    for item in items:
+        bodies_keep(alice.account.pk, item)
+    monkeypatch.setattr(body_retention, "DELETE_BATCH", 10)
+    with django_capture_on_commit_callbacks() as queued:
+        body_retention_set(account=alice.account, store_bodies=False, retention_days=3)
+    # The switch's transaction deleted nothing; its commit queues the purge.
+    assert RequestBody.objects.count() == 25
+    deletes = []
+    monkeypatch.setattr(
+        body_retention,
+        "_delete_in_batches",
+        _counting(body_retention._delete_in_batches, deletes),
+    )
+    [purge] = queued
+    purge()
+    assert not RequestBody.objects.exists()
+    assert deletes == [25]
+
+    # Again, with the switch on: the purge deletes nothing.
+    body_retention_set(account=alice.account, store_bodies=True, retention_days=3)
+    item = usage_item(key, at=timezone.now())
+    usage_commit(alice.account.pk, [item])
+    assert bodies_keep(alice.account.pk, item)
+    assert tasks_purge(alice.account.pk) == 0
+    assert RequestBody.objects.count() == 1
+
+
+def _counting(delete, counts: list):
+    def counted(*args, **kwargs):
+        counts.append(delete(*args, **kwargs))
+        return counts[-1]
+
+    return counted
+
+
+def tasks_purge(account_id: int) -> int:
+    return body_retention.request_bodies_purge_task.delay(account_id).get()
+
+
+@pytest.mark.django_db
+def test_the_hourly_task_finishes_a_purge_that_was_lost(
+    alice, bob, django_capture_on_commit_callbacks
+):
+    for user in (alice, bob):
+        body_retention_set(account=user.account, store_bodies=True, retention_days=3)
+        key = key_create(account=user.account, name="k")
+        item = usage_item(key, at=timezone.now())
+        usage_commit(user.account.pk, [item])
+        bodies_keep(user.account.pk, item)
+    with django_capture_on_commit_callbacks():  # never run: the broker was down
+        body_retention_set(account=alice.account, store_bodies=False, retention_days=3)
+    assert RequestBody.objects.count() == 2
+    assert tasks.request_bodies_expire.delay().get() == 1
+    assert [body.account_id for body in RequestBody.objects.all()] == [bob.account.pk]
 
 
 # --- the switch against a settlement in flight ------------------------------------

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from money import format_usd
-from proxy.models import ModelPrice, RequestBody
+from proxy.models import BodyRetention, ModelPrice, RequestBody
 from tests.support.keys import make_key, make_log
 from tests.support.pages import texts
 
@@ -280,7 +280,9 @@ def catalog_price(db):
 
 
 def kept(log, request: dict, response: str | dict) -> RequestBody:
-    """The bodies of ``log`` as proxy_batch keeps them: compressed."""
+    """The bodies of ``log`` as the proxy keeps them (compressed), for an
+    account whose switch is on."""
+    keeping(log.account_id)
     answer = response if isinstance(response, str) else json.dumps(response)
     return RequestBody.objects.create(
         request_id=log.id,
@@ -289,6 +291,12 @@ def kept(log, request: dict, response: str | dict) -> RequestBody:
         expires_at=timezone.now() + timedelta(days=7),
         request=zlib.compress(json.dumps(request).encode()),
         response=zlib.compress(answer.encode()),
+    )
+
+
+def keeping(account_id: int) -> None:
+    BodyRetention.objects.update_or_create(
+        account_id=account_id, defaults={"enabled": True}
     )
 
 
@@ -416,6 +424,8 @@ def test_bodies_nested_too_deep_for_python_are_shown_as_their_text(client, alice
 
 
 def test_without_kept_bodies_the_detail_says_so(client, alice, bob):
+    keeping(alice.account.pk)
+    keeping(bob.account.pk)
     log = make_log(make_key(alice), at=START)
     # Bodies of another account under this id are not alice's.
     RequestBody.objects.create(
@@ -437,3 +447,17 @@ def test_the_transaction_history_links_its_csv(client, alice):
     response = client.get(reverse("console:payg"))
     assert f'href="{reverse("api-transactions-csv")}"' in response.content.decode()
     assert texts(response, "transactions-csv") == ["Download CSV"]
+
+
+def test_bodies_are_shown_only_while_the_switch_is_on(client, alice):
+    log = make_log(make_key(alice), at=START)
+    kept(log, {"messages": [{"role": "user", "content": "secret plans"}]}, {})
+    client.force_login(alice)
+    url = reverse("console:log", args=[log.id])
+    assert texts(client.get(url), "log-message") == ["User secret plans"]
+    # Turned off: gone at once for the customer, before the purge has run.
+    BodyRetention.objects.filter(account=alice.account).update(enabled=False)
+    response = client.get(url)
+    assert texts(response, "log-no-bodies")
+    assert "secret plans" not in response.content.decode()
+    assert RequestBody.objects.filter(request_id=log.id).exists()
