@@ -206,10 +206,13 @@ def celery_worker_app(transactional_db, settings):
 
 def _forget_connections(app) -> None:
     """Celery keeps its broker connections and producers in pools made on first
-    use; after the broker changes they must be made anew."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    use, in kombu's registry of pools shared by the process; after the broker
+    changes they must be made anew. The pools are closed and taken out of the
+    registry (kombu.pools.reset), so that no later task finds a closed one."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
     if "amqp" in app.__dict__:
         app.amqp._producer_pool = None
 
