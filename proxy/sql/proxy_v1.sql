@@ -415,7 +415,10 @@ END $$;
 -- their row (either may be NULL: an insert, a delete).
 CREATE OR REPLACE FUNCTION proxy_usageday_add(p proxy_usagerollup, m proxy_usagerollup)
 RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- (plpgsql, not sql: its plan is kept by the session, not made anew
+    -- on every call of the trigger.)
     INSERT INTO proxy_usagerollupday AS d (
         account_id, day, api_key_id, model, provider, requests, errors,
         prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens,
@@ -451,8 +454,8 @@ LANGUAGE sql AS $$
            cached_cost_nanos = d.cached_cost_nanos + EXCLUDED.cached_cost_nanos,
            cache_write_cost_nanos
                = d.cache_write_cost_nanos + EXCLUDED.cache_write_cost_nanos,
-           output_cost_nanos = d.output_cost_nanos + EXCLUDED.output_cost_nanos
-$$;
+           output_cost_nanos = d.output_cost_nanos + EXCLUDED.output_cost_nanos;
+END $$;
 
 -- A day row is there only while an hour of it is: a day whose last hourly row
 -- was deleted or moved away goes too (not a row of zeros), so the days are the
