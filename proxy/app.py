@@ -34,7 +34,7 @@ from proxy.asgi_io import (
     respond,
     stream_start,
 )
-from proxy.call import Call, KeptBodies, KeyInfo, request_id
+from proxy.call import Call, KeyInfo, bodies_keep, request_id
 from proxy.catalog import Model, catalog_read, models_answer
 from proxy.errors import (
     ApiError,
@@ -135,7 +135,7 @@ class ProxyApp(ProxyWorker):
         if not settled and ending.billed:
             ending = ending.unbilled()
         if settled and call.request_body is not None:
-            await self.keep_bodies(call)
+            await bodies_keep(self.pool, call)
         try:
             await ending.send(send, rid)
         except Exception:
@@ -487,31 +487,6 @@ class ProxyApp(ProxyWorker):
         if broken is None:
             return Ending(0, DONE, billed=True)
         return Ending(0, sse_error(broken, type="upstream_error", code="stream_broken"))
-
-    async def keep_bodies(self, call: Call) -> None:
-        """For an account that keeps them: the request's and its answer's
-        bodies, once it is settled and before the end of its answer (so that
-        its detail shows them as soon as the client has it). Compressed in a
-        thread, written in a statement of its own, never in the settlement's
-        batch: a body may be megabytes. A failure here is logged, and the
-        answer goes out all the same."""
-        try:
-            request, response = call.bodies()
-            kept = await asyncio.to_thread(KeptBodies.of, request, response)
-            async with self.pool.connection() as conn:
-                await conn.execute(
-                    "SELECT proxy_bodies_keep(%s, %s, %s, %s, %s, %s)",
-                    [
-                        call.key.account_id,
-                        call.id,
-                        call.created_at,
-                        kept.request,
-                        kept.response,
-                        kept.truncated,
-                    ],
-                )
-        except Exception:
-            logger.exception("request %s: its bodies could not be kept", call.id)
 
     async def settle(self, call: Call) -> bool:
         """Settle the hold at the call's charge and write its log; returns once

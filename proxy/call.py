@@ -3,6 +3,8 @@ status and usage. Settled once, it becomes its request log (``log_item``)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 import uuid
@@ -14,6 +16,8 @@ from proxy import metering
 from proxy.catalog import Model
 from proxy.pricing import Price, Usage
 from proxy.streaming import SseRelay
+
+logger = logging.getLogger(__name__)
 
 # The largest cost the request log holds (bigint): upstream may report anything.
 MAX_NANOS = 2**63 - 1
@@ -146,3 +150,29 @@ def clean_text(text: str, limit: int) -> str:
     ``limit`` characters."""
     text = text[:limit].replace("\x00", "")
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+async def bodies_keep(pool, call: Call) -> None:
+    """For an account that keeps them: the request's and its answer's
+    bodies, once it is settled and before the end of its answer (so that
+    its detail shows them as soon as the client has it). Compressed in a
+    thread, written in a statement of its own, never in the settlement's
+    batch: a body may be megabytes. A failure here is logged, and the
+    answer goes out all the same."""
+    try:
+        request, response = call.bodies()
+        kept = await asyncio.to_thread(KeptBodies.of, request, response)
+        async with pool.connection() as conn:
+            await conn.execute(
+                "SELECT proxy_bodies_keep(%s, %s, %s, %s, %s, %s)",
+                [
+                    call.key.account_id,
+                    call.id,
+                    call.created_at,
+                    kept.request,
+                    kept.response,
+                    kept.truncated,
+                ],
+            )
+    except Exception:
+        logger.exception("request %s: its bodies could not be kept", call.id)
