@@ -194,21 +194,9 @@ class RequestLog(models.Model):
         return f"{self.model} {self.status} ({self.id})"
 
 
-class UsageRollup(models.Model):
-    """An account's usage per key × model × provider × hour (UTC): what cost
-    analytics read instead of the request logs. Written in the same
-    transaction as the request logs it counts (``proxy_batch``), so it is exact
-    and never lags; kept when retention drops the logs."""
+class UsageSums(models.Model):
+    """What a rollup row sums of the request logs it counts."""
 
-    account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    hour = models.DateTimeField()
-    api_key = models.ForeignKey(
-        ApiKey, on_delete=models.PROTECT, related_name="+", db_index=False
-    )
-    model = models.CharField(max_length=100)
-    provider = models.CharField(max_length=50)
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0, help_text="Answered 400 or above")
     prompt_tokens = models.BigIntegerField(default=0)
@@ -223,6 +211,26 @@ class UsageRollup(models.Model):
     output_cost_nanos = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class UsageRollup(UsageSums):
+    """An account's usage per key × model × provider × hour (UTC): what cost
+    analytics read instead of the request logs. Written in the same
+    transaction as the request logs it counts (``proxy_batch``), so it is exact
+    and never lags; kept when retention drops the logs."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    hour = models.DateTimeField()
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    model = models.CharField(max_length=100)
+    provider = models.CharField(max_length=50)
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["account", "hour", "api_key", "model", "provider"],
@@ -234,7 +242,7 @@ class UsageRollup(models.Model):
         return f"{self.account_id} {self.hour:%Y-%m-%d %H}:00 {self.model}"
 
 
-class UsageRollupDay(models.Model):
+class UsageRollupDay(UsageSums):
     """The hourly rollups summed by day (UTC), kept by a trigger on
     ``UsageRollup`` (``proxy_usagerollup_to_day``): in the same transaction, so
     always their exact sum. Long ranges read these (a 90-day range of an account
@@ -249,18 +257,6 @@ class UsageRollupDay(models.Model):
     )
     model = models.CharField(max_length=100)
     provider = models.CharField(max_length=50)
-    requests = models.BigIntegerField(default=0)
-    errors = models.BigIntegerField(default=0)
-    prompt_tokens = models.BigIntegerField(default=0)
-    cached_tokens = models.BigIntegerField(default=0)
-    cache_write_tokens = models.BigIntegerField(default=0)
-    completion_tokens = models.BigIntegerField(default=0)
-    reasoning_tokens = models.BigIntegerField(default=0)
-    cost_nanos = models.BigIntegerField(default=0)
-    input_cost_nanos = models.BigIntegerField(default=0)
-    cached_cost_nanos = models.BigIntegerField(default=0)
-    cache_write_cost_nanos = models.BigIntegerField(default=0)
-    output_cost_nanos = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
