@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from proxy import metering
+from proxy import metering, pricing
 from proxy.catalog import Model
 from proxy.pricing import Price, Usage
 from proxy.streaming import SseRelay
@@ -125,6 +125,7 @@ class Call:
             "cancelled": self.status == 499,
             "upstream_model": self.model.upstream_name if self.model else "",
             "price_id": self.price.version if self.price else None,
+            "max_tokens": pricing.max_tokens_asked(self.request),
             # What each kind of token costs, before any cap (the log keeps
             # the charge by kind: proxy_batch).
             "input_cost_nanos": min(parts[0], MAX_NANOS),

@@ -164,6 +164,12 @@ class RequestLog(models.Model):
         default=False, db_default=False, help_text="The client went away first"
     )
     upstream_model = models.CharField(max_length=100, blank=True, db_default="")
+    max_tokens = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="The output limit the request asked for (max_completion_tokens "
+        "or max_tokens, the larger); empty if it set none",
+    )
     price = models.ForeignKey(
         ModelPrice,
         null=True,

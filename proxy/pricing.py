@@ -109,6 +109,17 @@ def output_tokens_allowed(request: dict, model: Model) -> int:
     return min(max(allowed), ceiling) if allowed else ceiling
 
 
+def max_tokens_asked(request: dict) -> int | None:
+    """The output limit a request set (the larger of the two names), for its
+    log; None if it set none or not as a positive integer."""
+    asked = [
+        value
+        for value in (request.get("max_completion_tokens"), request.get("max_tokens"))
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0
+    ]
+    return min(max(asked), 2**31 - 1) if asked else None
+
+
 def choices_asked(request: dict) -> int:
     """``n``: each choice may produce the whole output allowance."""
     value = request.get("n", 1)

@@ -40,8 +40,12 @@ def credit_grant(
     pool: Pool | str | None = None,
     expires_at: datetime | None = None,
     reference: str = "",
+    method: str = "Platform",
 ) -> LedgerEntry:
     """Grant a gift, referral reward, compensation or adjustment.
+
+    ``method`` is what the history shows beside the kind (a program's name:
+    "AI insurance", "Discount"); an operator's grant is the platform's.
 
     Credits go to the bonus pool; an adjustment may name the top-up pool. Only an
     adjustment may be negative: it takes credits back from its pool (bonus lots
@@ -91,7 +95,7 @@ def credit_grant(
         idempotency_key=idempotency_key,
         description=reason,
         reference=reference,
-        method="Platform",
+        method=method,
         actor=actor,
     )
     return entry

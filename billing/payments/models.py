@@ -30,6 +30,13 @@ class TopUpMethod(models.TextChoices):
     ALIPAY = "alipay", "Alipay"
 
 
+class TopUpPurpose(models.TextChoices):
+    # Credits for the payer: a top-up lot, its bonus and an invoice.
+    CREDITS = "credits", "Credits"
+    # Sold by an app above billing (billing.payments.purposes).
+    GIFT_CARD = "gift_card", "Gift card"
+
+
 class TopUp(models.Model):
     """One payment for credits, by Stripe PaymentIntent. Credited once, from the
     verified ``payment_intent.succeeded`` webhook (or an equal server check)."""
@@ -38,6 +45,12 @@ class TopUp(models.Model):
     amount_nanos = models.BigIntegerField()
     bonus_nanos = models.BigIntegerField(default=0)
     method = models.CharField(max_length=8, choices=TopUpMethod.choices)
+    purpose = models.CharField(
+        max_length=16,
+        choices=TopUpPurpose.choices,
+        default=TopUpPurpose.CREDITS,
+        db_default=TopUpPurpose.CREDITS,
+    )
     payment_intent_id = models.CharField(
         max_length=100, null=True, blank=True, unique=True
     )
@@ -236,6 +249,7 @@ class PaymentMismatch(models.Model):
 __all__ = [
     "TopUpStatus",
     "TopUpMethod",
+    "TopUpPurpose",
     "TopUp",
     "AutoTopUp",
     "TopUpRefund",

@@ -31,13 +31,16 @@ from billing.models import (
     LotSource,
     TopUp,
     TopUpDispute,
+    TopUpPurpose,
     TopUpRefund,
     TopUpStatus,
     Wallet,
 )
 from billing.payments import stripe_gateway as gateway
 from billing.payments.autotopup import autotopup_pause
+from billing.payments.purposes import Reversal, purpose_of
 from billing.payments.rules import NANOS_PER_CENT, TopUpRefused
+from billing.payments.signals import topup_reversed
 from money import format_usd
 
 logger = logging.getLogger(__name__)
@@ -165,23 +168,17 @@ def _refund_apply(
             actor=actor,
             entry=earlier,
         )
-    claw = topup_claw_back(
-        topup_entry=topup.entry,
-        amount_nanos=amount_nanos,
-        kind=EntryKind.REFUND,
-        idempotency_key=f"refund:{refund_id}",
-        description=description,
-        reference=refund_id,
+    entry = _take_back(
+        topup,
+        Reversal(
+            kind=EntryKind.REFUND,
+            amount_nanos=amount_nanos,
+            reference=refund_id,
+            idempotency_key=f"refund:{refund_id}",
+            description=description,
+        ),
         actor=actor,
     )
-    if claw.unrecovered_nanos:
-        logger.warning(
-            "refund %s of top-up %s: %d nanos of it were spent or held and not "
-            "taken back",
-            refund_id,
-            topup.pk,
-            claw.unrecovered_nanos,
-        )
     counted = min(amount_nanos, topup.amount_nanos - topup.refunded_nanos)
     if counted < amount_nanos:
         logger.error("refund %s of top-up %s passes what was paid", refund_id, topup.pk)
@@ -193,8 +190,41 @@ def _refund_apply(
         amount_nanos=amount_nanos,
         reason=reason[:500],
         actor=actor,
-        entry=claw.entry,
+        entry=entry,
     )
+
+
+def _take_back(topup: TopUp, reversal: Reversal, *, actor=None) -> LedgerEntry | None:
+    """What a refund or dispute of a locked top-up takes back, once per
+    reference: a credits top-up's credits by the claw-back rule (and the
+    programs above hear of it); a payment for something else, by its purpose."""
+    if topup.purpose != TopUpPurpose.CREDITS:
+        return purpose_of(topup).reversed(topup, reversal)
+    claw = topup_claw_back(
+        topup_entry=topup.entry,
+        amount_nanos=reversal.amount_nanos,
+        kind=reversal.kind,
+        idempotency_key=reversal.idempotency_key,
+        description=reversal.description,
+        reference=reversal.reference,
+        actor=actor,
+    )
+    if claw.unrecovered_nanos:
+        logger.warning(
+            "%s %s of top-up %s: %d nanos of it were spent or held and not taken back",
+            reversal.kind,
+            reversal.reference,
+            topup.pk,
+            claw.unrecovered_nanos,
+        )
+    topup_reversed.send(
+        sender=TopUp,
+        topup=topup,
+        kind=str(reversal.kind),
+        reference=reversal.reference,
+        amount_nanos=reversal.amount_nanos,
+    )
+    return claw.entry
 
 
 @transaction.atomic
@@ -243,15 +273,16 @@ def topup_dispute_update(
                 reason=f"the dispute of this payment was closed ({dispute.status})",
             )
     elif dispute.entry is None:
-        claw = topup_claw_back(
-            topup_entry=topup.entry,
-            amount_nanos=dispute.amount_nanos,
-            kind=EntryKind.DISPUTE,
-            idempotency_key=f"dispute:{dispute_id}",
-            description=f"Payment disputed ({format_usd(dispute.amount_nanos)})",
-            reference=dispute_id,
+        dispute.entry = _take_back(
+            topup,
+            Reversal(
+                kind=EntryKind.DISPUTE,
+                amount_nanos=dispute.amount_nanos,
+                reference=dispute_id,
+                idempotency_key=f"dispute:{dispute_id}",
+                description=f"Payment disputed ({format_usd(dispute.amount_nanos)})",
+            ),
         )
-        dispute.entry = claw.entry
     dispute.save()
     if created:
         TopUp.objects.filter(pk=topup.pk).update(disputed=True)

@@ -25,6 +25,7 @@ from billing.models import (
     PaymentMismatch,
     TopUp,
     TopUpMethod,
+    TopUpPurpose,
     TopUpStatus,
     Wallet,
 )
@@ -36,6 +37,7 @@ from billing.payments.autotopup import (
 )
 from billing.payments.invoicing import topup_invoice_issue
 from billing.payments.notices import operators_tell
+from billing.payments.purposes import purpose_of
 from billing.payments.rules import (
     CURRENCY,
     NANOS_PER_CENT,
@@ -44,6 +46,7 @@ from billing.payments.rules import (
     return_url_check,
     topup_amount_check,
 )
+from billing.payments.signals import topup_credited
 from money import format_usd
 
 logger = logging.getLogger(__name__)
@@ -192,6 +195,15 @@ def topup_paid(
     topup.payment_intent_id = payment_intent_id
     topup.card_brand = card_brand or topup.card_brand
     topup.card_last4 = card_last4 or topup.card_last4
+    if topup.purpose != TopUpPurpose.CREDITS:
+        # It bought something else than the payer's credits: its app hands it
+        # over, here, once.
+        purpose_of(topup).paid(topup)
+        topup.status = TopUpStatus.SUCCEEDED
+        topup.failure_message = ""
+        topup.succeeded_at = timezone.now()
+        topup.save()
+        return topup
     credited = topup_credit(
         account=topup.account,
         amount_nanos=topup.amount_nanos,
@@ -212,6 +224,7 @@ def topup_paid(
     wallet = Wallet.objects.get(account_id=topup.account_id)
     autotopup_rearm(account_id=topup.account_id, balance_nanos=wallet.total_nanos)
     topup.invoice = topup_invoice_issue(topup=topup)
+    topup_credited.send(sender=TopUp, topup=topup)
     return topup
 
 
@@ -355,7 +368,9 @@ def payments_reconcile(*, since_days: int = 7) -> dict[str, int]:
                 logger.warning("top-up %s was credited by reconciliation", topup.pk)
         except BillingError:
             logger.exception("top-up %s could not be checked", topup.pk)
-    broken = TopUp.objects.filter(status=TopUpStatus.SUCCEEDED, entry=None).count()
+    broken = TopUp.objects.filter(
+        status=TopUpStatus.SUCCEEDED, purpose=TopUpPurpose.CREDITS, entry=None
+    ).count()
     if broken:
         logger.error("%d succeeded top-ups have no ledger entry", broken)
     return {"checked": len(pending), "repaired": repaired, "uncredited": broken}

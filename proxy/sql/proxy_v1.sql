@@ -247,7 +247,7 @@ BEGIN
                 cost_topup_nanos, cost_bonus_nanos, uncapped_cost_nanos, over_reported,
                 input_cost_nanos, cached_cost_nanos, cache_write_cost_nanos,
                 output_cost_nanos, latency_ms, ttft_ms, finish_reason, cancelled,
-                upstream_model, price_id, created_at)
+                upstream_model, price_id, max_tokens, created_at)
             SELECT p.id, p_account, p.api_key_id, p.model, p.provider, p.endpoint,
                    p.status,
                    left(p.error || CASE WHEN p.charged_ < p.cost_
@@ -264,7 +264,7 @@ BEGIN
                    p.charged_ - p.input_c - p.cached_c - p.write_c,
                    p.latency_ms, p.ttft_ms, coalesce(p.finish_reason, ''),
                    coalesce(p.cancelled, false), coalesce(p.upstream_model, ''),
-                   p.price_id, p.created_at
+                   p.price_id, p.max_tokens, p.created_at
               FROM parts3 p
             ON CONFLICT (id, created_at) DO NOTHING
             RETURNING *
