@@ -1,5 +1,7 @@
-"""Credits taken back: the claw-back of a refunded or disputed top-up, and the
-reversal of a journal entry that was a mistake (a new entry that names it)."""
+"""Credits taken back: the claw-back of a refunded or disputed top-up, the
+reversal of a journal entry that was a mistake (a new entry that names it), and
+the revocation of a grant by what remains of it (a program's reward whose
+reason went away)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,14 @@ from billing.ledger.models import CreditLot, EntryKind, LedgerEntry, LotSource
 from billing.ledger.validation import amount_check, choice_check
 from billing.ledger.wallets import wallet_lock
 from money import MAX_NANOS, format_usd
+
+# The kinds a grant (``credit_grant``) writes.
+GRANT_KINDS = (
+    EntryKind.GIFT,
+    EntryKind.REFERRAL,
+    EntryKind.COMPENSATION,
+    EntryKind.ADJUSTMENT,
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,57 @@ def entry_reverse(
         moves=moves,
         idempotency_key=f"reverse:{entry.pk}",
         description=f"Reversal of entry {entry.pk}: {reason}"[:500],
+        reference=f"entry:{entry.pk}",
+        method=entry.method,
+        actor=actor,
+        reverses=entry,
+    )
+
+
+@transaction.atomic
+def grant_revoke(
+    *,
+    entry: LedgerEntry,
+    reason: str,
+    actor: User | None = None,
+    up_to_nanos: int | None = None,
+) -> LedgerEntry | None:
+    """Take back what remains of the lot a grant made, up to ``up_to_nanos``
+    (all of it when None): a new entry of the grant's kind that names it.
+
+    Unlike ``entry_reverse``, part of the grant may be spent: what was spent is
+    not taken from any other credits, and credits held by requests in flight
+    are not taken either (as in ``topup_claw_back``), so no lot and no balance
+    goes below zero. Once per grant: it shares ``entry_reverse``'s idempotency
+    key and one-reversal-per-entry rule, so a second call (or an earlier
+    reversal) answers with that reversal. None when nothing is left to take.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidAmount("a reason is required")
+    if up_to_nanos is not None:
+        amount_check(up_to_nanos, allow_negative=False)
+    wallet = wallet_lock(entry.account)
+    entry = LedgerEntry.objects.get(pk=entry.pk)
+    if entry.reverses_id is not None:
+        raise ReversalRefused(f"entry {entry.pk} is itself a reversal")
+    if entry.kind not in GRANT_KINDS or entry.amount_nanos <= 0:
+        raise ReversalRefused(f"entry {entry.pk} is not a grant of credits")
+    existing = entry.reversals.first()
+    if existing is not None:
+        return existing
+    lot = CreditLot.objects.get(entry=entry)
+    taken = min(lot.remaining_nanos, wallet.available_nanos)
+    if up_to_nanos is not None:
+        taken = min(taken, up_to_nanos)
+    if taken <= 0:
+        return None
+    return entry_write(
+        wallet,
+        kind=entry.kind,
+        moves=[(lot, -taken)],
+        idempotency_key=f"reverse:{entry.pk}",
+        description=f"Revocation of entry {entry.pk}: {reason}"[:500],
         reference=f"entry:{entry.pk}",
         method=entry.method,
         actor=actor,
