@@ -308,3 +308,41 @@ def card_detach(*, account: Account, payment_method_id: str) -> None:
     except stripe.StripeError as exc:
         raise _failure(exc, "card detach") from exc
     _mirror(djstripe.PaymentMethod, detached, api_key=api_key)
+
+
+# --- card fingerprints (the same card on two accounts) -----------------------
+
+
+def card_fingerprint(*, payment_method_id: str) -> str | None:
+    """The fingerprint Stripe gives a card number (the same on every account
+    that uses the card), of any customer's PaymentMethod; None for one that is
+    not a card or that Stripe does not know."""
+    api_key = _api_key()
+    pm_id = _checked_id(payment_method_id, ("pm_", "card_"))
+    try:
+        pm = stripe.PaymentMethod.retrieve(pm_id, api_key=api_key)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            return None
+        raise _failure(exc, "card fingerprint") from exc
+    except stripe.StripeError as exc:
+        raise _failure(exc, "card fingerprint") from exc
+    return _plain(_get(pm, "card")).get("fingerprint") or None
+
+
+def card_fingerprints(*, account: Account) -> set[str]:
+    """The fingerprints of the cards saved on the account now (none without a
+    Stripe customer: reads make none)."""
+    api_key = _api_key()
+    customer_id = _customer_id_existing(account)
+    if customer_id is None:
+        return set()
+    try:
+        listed = stripe.PaymentMethod.list(
+            api_key=api_key, customer=customer_id, type="card", limit=100
+        )
+        methods = list(listed.auto_paging_iter())
+    except stripe.StripeError as exc:
+        raise _failure(exc, "card fingerprints") from exc
+    found = {_plain(_get(pm, "card")).get("fingerprint") for pm in methods}
+    return {fingerprint for fingerprint in found if fingerprint}
