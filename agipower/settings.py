@@ -50,6 +50,9 @@ INSTALLED_APPS = [
     "proxy",
     "invoices",
     "alerts",
+    "referrals",
+    "insurance",
+    "gifts",
 ]
 
 MIDDLEWARE = [
@@ -227,6 +230,13 @@ SPECTACULAR_SETTINGS = {
 # Billing
 BONUS_RATE = Decimal(env.str("BONUS_RATE", default="0.20"))
 BONUS_EXPIRY_DAYS = env.int("BONUS_EXPIRY_DAYS", default=365)
+# Self-service refunds: of a top-up this young, for this share as a fee.
+SELF_REFUND_WINDOW_HOURS = env.int("SELF_REFUND_WINDOW_HOURS", default=24)
+SELF_REFUND_FEE_RATE = Decimal(env.str("SELF_REFUND_FEE_RATE", default="0.05"))
+# AI insurance's compensation lots expire after this many days (0: never).
+INSURANCE_COMPENSATION_EXPIRY_DAYS = env.int(
+    "INSURANCE_COMPENSATION_EXPIRY_DAYS", default=365
+)
 # A hold not settled within this time was left by a crashed worker.
 HOLD_TTL = timedelta(seconds=env.int("HOLD_TTL_SECONDS", default=900))
 # Auto top-up's cap per account (operators may set another one in admin): past
@@ -238,6 +248,13 @@ AUTOTOPUP_MAX_NANOS_PER_DAY = usd_to_nanos(
 # Who hears of payments that need an operator (an amount Stripe took that
 # differs from the top-up's); empty: every active superuser with an email.
 PAYMENTS_ALERT_EMAILS = env.list("PAYMENTS_ALERT_EMAILS", default=[])
+# Referrals: what a referrer earns for each top-up its referee pays, and the
+# most its rewards may sum to in a calendar month (UTC); the last reward under
+# the cap pays what is left of it.
+REFERRAL_REWARD_NANOS = usd_to_nanos(env.str("REFERRAL_REWARD_USD", default="5"))
+REFERRAL_MONTHLY_CAP_NANOS = usd_to_nanos(
+    env.str("REFERRAL_MONTHLY_CAP_USD", default="100")
+)
 
 # Stripe. Unset keys mean "payments are not configured": the app starts and
 # top-ups say so (billing.payments.stripe_gateway.stripe_configured()). Only
@@ -335,8 +352,28 @@ CELERY_BEAT_SCHEDULE = {
     "expire-lots": {"task": "billing.tasks.lots_expire_due", "schedule": 60.0},
     "sweep-stale-holds": {"task": "billing.tasks.holds_sweep_stale", "schedule": 60.0},
     "auto-top-up": {"task": "billing.tasks.autotopup_sweep", "schedule": 60.0},
+    # Self-service refunds Stripe's webhook has not ended: Stripe is asked.
+    "resolve-self-refunds": {
+        "task": "billing.tasks.self_refunds_resolve",
+        "schedule": crontab(minute="*/5"),
+    },
     # Low-balance and key usage alerts: find the due ones, queue their emails.
     "alerts": {"task": "alerts.tasks.alerts_scan", "schedule": 60.0},
+    # Referral rewards of top-ups whose task was lost or Stripe did not answer.
+    "referral-rewards": {
+        "task": "referrals.tasks.referral_rewards_sweep",
+        "schedule": crontab(minute="*/15"),
+    },
+    # Gift cards paid for a recipient whose email task was lost: sent again.
+    "gift-card-emails": {
+        "task": "gifts.tasks.gift_cards_email_unsent",
+        "schedule": crontab(minute="*/10"),
+    },
+    # AI insurance: yesterday's covered requests paid, one lot per account.
+    "insurance-payouts": {
+        "task": "insurance.tasks.insurance_pay_yesterday",
+        "schedule": crontab(hour=1, minute=15),
+    },
     "reconcile-payments": {
         "task": "billing.tasks.payments_reconcile",
         "schedule": crontab(minute="*/15"),

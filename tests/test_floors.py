@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOORS = [
     "agipower",
     "alerts",
+    "insurance",
     "proxy",
     "apikeys",
     "billing",
