@@ -19,6 +19,7 @@ from billing.errors import (
     InsufficientCredits,
     PaymentFailed,
     PaymentsNotConfigured,
+    RefundInProgress,
     UnknownPaymentMethod,
 )
 
@@ -26,6 +27,7 @@ _STATUS = {
     InsufficientCredits: status.HTTP_402_PAYMENT_REQUIRED,
     IdempotencyConflict: status.HTTP_409_CONFLICT,
     UnknownPaymentMethod: status.HTTP_404_NOT_FOUND,
+    RefundInProgress: status.HTTP_409_CONFLICT,
     PaymentsNotConfigured: status.HTTP_503_SERVICE_UNAVAILABLE,
     PaymentFailed: status.HTTP_402_PAYMENT_REQUIRED,
 }

@@ -72,6 +72,11 @@ urlpatterns = [
     ),
     re_path(
         r"^auto-top-up/?$", payments_api.AutoTopUpView.as_view(), name="api-auto-top-up"
+    re_path(
+        r"^top-ups/(?P<topup_id>[0-9]+)/refund/?$",
+        payments_api.TopUpRefundView.as_view(),
+        name="api-top-up-refund",
+    ),
     ),
     re_path(r"^alerts/?$", alerts_api.AlertSettingsView.as_view(), name="api-alerts"),
     re_path(

@@ -60,3 +60,27 @@ class PaymentFailed(BillingError):
 
 class RefundFailed(PaymentFailed):
     code = "refund_failed"
+
+
+class RefundUncertain(RefundFailed):
+    """Stripe could not be reached, or failed on its side, while refunding:
+    the refund may have been made. Asking again with the same idempotency key
+    tells."""
+
+    code = "refund_uncertain"
+
+
+class SelfRefundRefused(BillingError):
+    """A customer's own refund of a top-up is refused; ``code`` says why and
+    the message says it in words."""
+
+    code = "refund_refused"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+class RefundInProgress(SelfRefundRefused):
+    code = "refund_in_progress"

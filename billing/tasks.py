@@ -41,3 +41,10 @@ def payments_reconcile() -> dict:
     from billing.payments.services import payments_reconcile as reconcile
 
     return reconcile()
+
+
+@shared_task
+def self_refunds_resolve() -> int:
+    from billing.payments.self_refunds import self_refunds_resolve as resolve
+
+    return resolve()

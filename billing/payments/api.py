@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from accounts.access import AccountRequired
 from accounts.models import BillingProfile
 from accounts.services import billing_profile_save
-from billing.models import TopUp, TopUpMethod
+from billing.models import SelfRefundStatus, TopUp, TopUpMethod
 from billing.payments import services as payments
 from billing.payments import stripe_gateway as gateway
 from money.fields import UsdAmountField, UsdField
@@ -158,6 +158,32 @@ class TopUpDetailView(AccountRequired, APIView):
         if topup.status != "succeeded" and topup.payment_intent_id:
             topup = payments.topup_check(topup=topup)
         return Response(TopUpSerializer(topup).data)
+
+
+class SelfRefundSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=SelfRefundStatus.values)
+    amount = UsdField(source="amount_nanos", help_text="paid back to the card")
+    fee = UsdField(source="fee_nanos", help_text="kept by the platform")
+    top_up = serializers.IntegerField(source="topup_id")
+    failure_message = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class TopUpRefundView(AccountRequired, APIView):
+    @extend_schema(request=None, responses={201: SelfRefundSerializer})
+    def post(self, request, topup_id: int):
+        """Refund a top-up of the last 24 hours to its card: its amount less
+        what was spent since and what was refunded already, less a 5% fee. Its
+        credits (and its bonus) are taken at once; ``status`` is "refunding"
+        until Stripe confirms ("refunded"), or "failed"/"canceled", which gives
+        the credits back. Refused with the reason (400; 409 while another
+        refund of it is in progress)."""
+        topup = get_object_or_404(TopUp, pk=topup_id, account=self.account)
+        refund = payments.self_refund_request(topup=topup, actor=request.user)
+        return Response(
+            SelfRefundSerializer(refund).data, status=status.HTTP_201_CREATED
+        )
 
 
 class AutoTopUpSerializer(serializers.Serializer):

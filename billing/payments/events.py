@@ -12,6 +12,7 @@ from billing.payments.refunds import (
     topup_dispute_update,
     topup_refunds_sync,
 )
+from billing.payments.self_refunds import self_refunds_sync
 from billing.payments.topups import topup_failed, topup_paid
 from billing.payments.webhooks import webhook_handler
 
@@ -68,20 +69,43 @@ def on_charge_refunded(event: dict) -> None:
         return  # a charge made without a PaymentIntent is no top-up of ours
     listed = charge.get("refunds") or {}
     if isinstance(listed.get("data"), list) and not listed.get("has_more"):
-        refunds = [
-            StripeRefund(
-                id=str(refund["id"]),
-                amount_cents=int(refund["amount"]),
-                status=str(refund.get("status") or "succeeded"),
-            )
-            for refund in listed["data"]
-        ]
+        refunds = [_refund_info(refund) for refund in listed["data"]]
     else:
-        refunds = [
+        refunds = gateway.refunds_list(payment_intent_id=payment_intent_id)
+    # Self-service refunds end by Stripe's word; the others are taken back.
+    others = self_refunds_sync(payment_intent_id=payment_intent_id, refunds=refunds)
+    topup_refunds_sync(
+        payment_intent_id=payment_intent_id,
+        refunds=[
             StripeRefund(id=r.id, amount_cents=r.amount_cents, status=r.status)
-            for r in gateway.refunds_list(payment_intent_id=payment_intent_id)
-        ]
-    topup_refunds_sync(payment_intent_id=payment_intent_id, refunds=refunds)
+            for r in others
+        ],
+    )
+
+
+def _refund_info(refund: dict) -> gateway.RefundInfo:
+    return gateway.RefundInfo(
+        id=str(refund["id"]),
+        amount_cents=int(refund["amount"]),
+        status=str(refund.get("status") or "succeeded"),
+        metadata=dict(refund.get("metadata") or {}),
+    )
+
+
+@webhook_handler("charge.refund.updated")
+@webhook_handler("refund.updated")
+@webhook_handler("refund.failed")
+def on_refund_updated(event: dict) -> None:
+    """A refund's status changed (Stripe sends these when a refund fails or
+    is canceled after it was made; the names vary with its API versions): a
+    self-service refund ends by it."""
+    refund = event["data"]["object"]
+    payment_intent_id = _id(refund.get("payment_intent"))
+    if payment_intent_id is None:
+        return
+    self_refunds_sync(
+        payment_intent_id=payment_intent_id, refunds=[_refund_info(refund)]
+    )
 
 
 def _dispute(event: dict, *, closed: bool) -> None:

@@ -197,6 +197,86 @@ class TopUpRefund(models.Model):
         return f"refund {self.stripe_refund_id}"
 
 
+class SelfRefundStatus(models.TextChoices):
+    REFUNDING = "refunding", "Refunding"
+    REFUNDED = "refunded", "Refunded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class SelfRefund(models.Model):
+    """A customer's own refund of a fresh top-up (billing.payments.self_refunds).
+
+    Its credits are taken when it is requested (``entry``), in the transaction
+    that writes this row; Stripe's refund then ends it as refunded, or as
+    failed or canceled, which gives the credits back once (``returned_entry``).
+    """
+
+    topup = models.ForeignKey(
+        TopUp, on_delete=models.PROTECT, related_name="self_refunds"
+    )
+    status = models.CharField(
+        max_length=16,
+        choices=SelfRefundStatus.choices,
+        default=SelfRefundStatus.REFUNDING,
+    )
+    # Paid back to the card, and the fee the platform keeps: whole cents. Both
+    # left the top-up's credits (``entry``).
+    amount_nanos = models.BigIntegerField()
+    fee_nanos = models.BigIntegerField()
+    # What the account had spent since the payment when it was asked for.
+    usage_nanos = models.BigIntegerField(default=0)
+    # Set once Stripe has answered (or its webhook named it first).
+    stripe_refund_id = models.CharField(
+        max_length=100, null=True, blank=True, unique=True
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    entry = models.ForeignKey(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    returned_entry = models.ForeignKey(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    failure_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "self-service refund"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_nanos__gt=0) & Q(fee_nanos__gte=0),
+                name="selfrefund_amounts",
+            ),
+            # A second request of one top-up waits for the first to end.
+            models.UniqueConstraint(
+                fields=["topup"],
+                condition=Q(status="refunding"),
+                name="selfrefund_one_in_progress",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                "created_at",
+                name="selfrefund_in_progress",
+                condition=Q(status="refunding"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"self-service refund {self.pk} ({self.status})"
+
+    @property
+    def taken_nanos(self) -> int:
+        return self.amount_nanos + self.fee_nanos
+
+
 class TopUpDispute(models.Model):
     """A customer's dispute of a top-up's payment with their bank: its credits
     are taken back when it opens and given back, once, if it is won."""
@@ -253,6 +333,8 @@ __all__ = [
     "TopUp",
     "AutoTopUp",
     "TopUpRefund",
+    "SelfRefundStatus",
+    "SelfRefund",
     "TopUpDispute",
     "PaymentMismatch",
 ]

@@ -30,6 +30,12 @@ from billing.payments.rules import (
     bonus_for,
     topup_amount_check,
 )
+from billing.payments.self_refunds import (
+    self_refund_open,
+    self_refund_quote,
+    self_refund_request,
+    self_refunds_resolve,
+)
 from billing.payments.topups import (
     StartedTopUp,
     paid_text,
@@ -57,6 +63,10 @@ __all__ = [
     "paid_text",
     "payments_reconcile",
     "refundable_nanos",
+    "self_refund_open",
+    "self_refund_quote",
+    "self_refund_request",
+    "self_refunds_resolve",
     "topup_amount_check",
     "topup_check",
     "topup_dispute_update",

@@ -23,6 +23,7 @@ from billing.payments.stripe_gateway.charges import (
     payment_intent_create,
     payment_intent_retrieve,
     refund_create,
+    refund_retrieve,
     refunds_list,
 )
 from billing.payments.stripe_gateway.client import (
@@ -64,3 +65,4 @@ __all__ = [
     "setup_intent_create",
     "stripe_configured",
 ]
+    "refund_retrieve",

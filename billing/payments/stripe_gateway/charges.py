@@ -3,14 +3,14 @@ of them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
 from djstripe import models as djstripe
 
 from accounts.models import Account
-from billing.errors import PaymentFailed, RefundFailed
+from billing.errors import PaymentFailed, RefundFailed, RefundUncertain
 from billing.payments.stripe_gateway.client import (
     _STRIPE_ID,
     CURRENCY,
@@ -46,6 +46,7 @@ class RefundInfo:
     id: str
     amount_cents: int
     status: str
+    metadata: dict = field(default_factory=dict)
 
 
 def payment_intent_create(
@@ -204,10 +205,19 @@ def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntentInfo:
 
 
 def refund_create(
-    *, payment_intent_id: str, amount_cents: int, idempotency_key: str
+    *,
+    payment_intent_id: str,
+    amount_cents: int,
+    idempotency_key: str,
+    metadata: dict | None = None,
 ) -> RefundInfo:
     """Refund part or all of a succeeded PaymentIntent (not mirrored: dj-stripe
-    would fetch the charge and its balance transactions)."""
+    would fetch the charge and its balance transactions).
+
+    ``RefundUncertain`` (a ``RefundFailed``) when Stripe could not be reached
+    or failed on its side: the refund may exist. The same idempotency key
+    sent again (within Stripe's 24 hours) answers with it, or makes it once.
+    """
     if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
         raise TypeError("amount_cents must be an int")
     if amount_cents <= 0:
@@ -215,17 +225,44 @@ def refund_create(
     if not idempotency_key:
         raise ValueError("idempotency_key is required")
     api_key = _api_key()
+    params: dict[str, Any] = {}
+    if metadata:
+        params["metadata"] = {str(k): str(v) for k, v in metadata.items()}
     try:
         refund = stripe.Refund.create(
             api_key=api_key,
             idempotency_key=idempotency_key,
             payment_intent=payment_intent_id,
             amount=amount_cents,
+            **params,
         )
+    except (stripe.APIConnectionError, stripe.APIError) as exc:
+        raise _failure(exc, "refund create", error=RefundUncertain) from exc
     except stripe.StripeError as exc:
         raise _failure(exc, "refund create", error=RefundFailed) from exc
+    return _refund_info(refund)
+
+
+def refund_retrieve(*, refund_id: str) -> RefundInfo:
+    """A refund as Stripe has it now (its status)."""
+    api_key = _api_key()
+    if not isinstance(refund_id, str) or not _STRIPE_ID.fullmatch(refund_id):
+        raise RefundFailed("No such refund.")
+    try:
+        refund = stripe.Refund.retrieve(refund_id, api_key=api_key)
+    except (stripe.APIConnectionError, stripe.APIError) as exc:
+        raise _failure(exc, "refund retrieve", error=RefundUncertain) from exc
+    except stripe.StripeError as exc:
+        raise _failure(exc, "refund retrieve", error=RefundFailed) from exc
+    return _refund_info(refund)
+
+
+def _refund_info(refund) -> RefundInfo:
     return RefundInfo(
-        id=refund.id, amount_cents=int(refund.amount), status=refund.status
+        id=refund.id,
+        amount_cents=int(refund.amount),
+        status=str(_get(refund, "status") or ""),
+        metadata=dict(_plain(_get(refund, "metadata"))),
     )
 
 
@@ -244,7 +281,4 @@ def refunds_list(*, payment_intent_id: str) -> list[RefundInfo]:
         refunds = list(listed.auto_paging_iter())
     except stripe.StripeError as exc:
         raise _failure(exc, "refunds list", error=RefundFailed) from exc
-    return [
-        RefundInfo(id=r.id, amount_cents=int(r.amount), status=str(r.status or ""))
-        for r in refunds
-    ]
+    return [_refund_info(r) for r in refunds]
