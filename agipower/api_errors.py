@@ -22,6 +22,7 @@ from billing.errors import (
     RefundInProgress,
     UnknownPaymentMethod,
 )
+from gifts.errors import GiftError
 
 _STATUS = {
     InsufficientCredits: status.HTTP_402_PAYMENT_REQUIRED,
@@ -40,6 +41,13 @@ def exception_handler(exc, context):
             status.HTTP_400_BAD_REQUEST,
         )
         return Response({"error": {"code": exc.code, "message": str(exc)}}, status=code)
+    if isinstance(exc, GiftError):
+        response = Response(
+            {"error": {"code": exc.code, "message": str(exc)}}, status=exc.status
+        )
+        if exc.retry_after_seconds is not None:
+            response["Retry-After"] = str(exc.retry_after_seconds)
+        return response
     if isinstance(exc, ApiKeyError):
         return Response(
             {"error": {"code": exc.code, "message": str(exc)}},

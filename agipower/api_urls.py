@@ -7,6 +7,7 @@ from alerts import api as alerts_api
 from apikeys import api as apikeys_api
 from billing import api as billing_api
 from billing.payments import api as payments_api
+from gifts import api as gifts_api
 from invoices import api as invoices_api
 from proxy import api as proxy_api
 from proxy import api_analytics, data_retention_api
@@ -79,6 +80,29 @@ urlpatterns = [
     ),
     ),
     re_path(r"^alerts/?$", alerts_api.AlertSettingsView.as_view(), name="api-alerts"),
+    re_path(
+        r"^gift-cards/?$", gifts_api.GiftCardListView.as_view(), name="api-gift-cards"
+    ),
+    re_path(
+        r"^gift-cards/(?P<card_id>[0-9]+)/?$",
+        gifts_api.GiftCardDetailView.as_view(),
+        name="api-gift-card",
+    ),
+    re_path(
+        r"^gift-cards/(?P<card_id>[0-9]+)/code/?$",
+        gifts_api.GiftCardCodeView.as_view(),
+        name="api-gift-card-code",
+    ),
+    re_path(
+        r"^gift-cards/(?P<card_id>[0-9]+)/refund/?$",
+        gifts_api.GiftCardRefundView.as_view(),
+        name="api-gift-card-refund",
+    ),
+    re_path(
+        r"^gift-codes/redeem/?$",
+        gifts_api.RedeemView.as_view(),
+        name="api-gift-codes-redeem",
+    ),
     re_path(
         r"^data-retention/?$",
         data_retention_api.DataRetentionView.as_view(),

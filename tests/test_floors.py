@@ -19,6 +19,7 @@ FLOORS = [
     "insurance",
     "proxy",
     "apikeys",
+    "gifts",
     "billing",
     "invoices",
     "accounts",

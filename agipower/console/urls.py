@@ -18,4 +18,6 @@ urlpatterns = [
     path("", include("billing.urls")),
     # Alerts: low balance and key usage (alerts' own page).
     path("", include("alerts.urls")),
+    # Gift codes: redeem, buy gift cards, refund them (gifts' own page).
+    path("", include("gifts.urls")),
 ]

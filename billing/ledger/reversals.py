@@ -52,6 +52,9 @@ def topup_claw_back(
     (the part is reported as unrecovered). Its bonus is forfeited in proportion:
     what remains of the bonus lot, up to the bonus on the amount. Credits held by
     requests in flight are not taken (they are counted as unrecovered).
+
+    A gift card's payment takes back, by the same rule, the Gift lot that its
+    redemption made (``topup_entry`` is then that entry; a gift has no bonus).
     """
     kind = choice_check(EntryKind, kind, "kind")
     if kind not in (EntryKind.REFUND, EntryKind.DISPUTE):
@@ -63,7 +66,9 @@ def topup_claw_back(
     ).first()
     if previous is not None:
         return ClawBack(previous, 0, 0, 0)
-    topup_lot = CreditLot.objects.get(entry=topup_entry, source=LotSource.TOPUP)
+    topup_lot = CreditLot.objects.get(
+        entry=topup_entry, source__in=(LotSource.TOPUP, LotSource.GIFT)
+    )
     bonus_lot = CreditLot.objects.filter(parent=topup_lot).first()
     available = wallet.available_nanos
     taken = min(amount_nanos, topup_lot.remaining_nanos, available)

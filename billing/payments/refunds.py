@@ -60,6 +60,10 @@ def refundable_nanos(topup: TopUp) -> int:
     """An operator refunds at most what remains unspent of the top-up's credits
     and is not held by requests in flight (and never more than was paid and not
     yet refunded)."""
+    if topup.purpose != TopUpPurpose.CREDITS:
+        # It bought something else: its purpose takes back what it became
+        # (``purposes.Reversal``); what was paid and not refunded bounds it.
+        return max(topup.amount_nanos - topup.refunded_nanos, 0)
     if topup.entry_id is None:
         return 0
     lot = CreditLot.objects.get(entry_id=topup.entry_id, source=LotSource.TOPUP)
