@@ -23,6 +23,7 @@ from billing.errors import (
     UnknownPaymentMethod,
 )
 from gifts.errors import GiftError
+from insurance.errors import InsuranceError, ReasonInvalid
 
 _STATUS = {
     InsufficientCredits: status.HTTP_402_PAYMENT_REQUIRED,
@@ -48,6 +49,12 @@ def exception_handler(exc, context):
         if exc.retry_after_seconds is not None:
             response["Retry-After"] = str(exc.retry_after_seconds)
         return response
+    if isinstance(exc, ReasonInvalid):
+        return Response({exc.field: [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, InsuranceError):
+        return Response(
+            {"error": {"code": exc.code, "message": str(exc)}}, status=exc.status
+        )
     if isinstance(exc, ApiKeyError):
         return Response(
             {"error": {"code": exc.code, "message": str(exc)}},

@@ -8,6 +8,7 @@ from apikeys import api as apikeys_api
 from billing import api as billing_api
 from billing.payments import api as payments_api
 from gifts import api as gifts_api
+from insurance import api as insurance_api
 from invoices import api as invoices_api
 from proxy import api as proxy_api
 from proxy import api_analytics, data_retention_api
@@ -46,6 +47,11 @@ urlpatterns = [
         name="api-requests-csv",
     ),
     re_path(
+        r"^requests/(?P<log_id>[^/]+)/claim/?$",
+        insurance_api.RequestClaimView.as_view(),
+        name="api-request-claim",
+    ),
+    re_path(
         r"^requests/(?P<log_id>[^/]+)/?$",
         proxy_api.RequestLogDetailView.as_view(),
         name="api-request",
@@ -80,6 +86,14 @@ urlpatterns = [
     ),
     ),
     re_path(r"^alerts/?$", alerts_api.AlertSettingsView.as_view(), name="api-alerts"),
+    re_path(
+        r"^insurance/?$", insurance_api.InsuranceView.as_view(), name="api-insurance"
+    ),
+    re_path(
+        r"^insurance/claims/?$",
+        insurance_api.ClaimListView.as_view(),
+        name="api-insurance-claims",
+    ),
     re_path(
         r"^gift-cards/?$", gifts_api.GiftCardListView.as_view(), name="api-gift-cards"
     ),
