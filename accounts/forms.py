@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from django import forms
 from django.contrib.auth import password_validation
@@ -65,6 +66,10 @@ class LoginForm(AuthenticationForm):
         return cleaned
 
 
+# A referral code as a signup link may carry it: letters, digits, - and _.
+_REF = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 class SignupForm(forms.Form):
     DUPLICATE_EMAIL = "An account with this email already exists. Sign in instead."
 
@@ -90,6 +95,15 @@ class SignupForm(forms.Form):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
+
+    # The ``ref`` of the signup link (/signup?ref=CODE), carried through the
+    # form. Never an error: a signup with a code that is malformed or unknown
+    # is a signup without one.
+    ref = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_ref(self) -> str:
+        ref = (self.cleaned_data.get("ref") or "").strip()
+        return ref if _REF.fullmatch(ref) else ""
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()

@@ -17,7 +17,9 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts import throttle
 from accounts.forms import LoginForm, SignupForm, client_ip
+from accounts.models import User
 from accounts.services import user_signup
+from accounts.signals import user_signed_up
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,9 @@ class SignupView(View):
     def get(self, request):
         if request.user.is_authenticated:
             return redirect(settings.LOGIN_REDIRECT_URL)
-        return render(request, self.template_name, {"form": SignupForm()})
+        ref = request.GET.get("ref", "")
+        form = SignupForm(initial={"ref": ref if isinstance(ref, str) else ""})
+        return render(request, self.template_name, {"form": form})
 
     def post(self, request):
         form = SignupForm(request.POST)
@@ -51,9 +55,23 @@ class SignupView(View):
                 ValidationError(SignupForm.DUPLICATE_EMAIL, code="duplicate_email"),
             )
             return render(request, self.template_name, {"form": form})
+        _signed_up(user, ref=form.cleaned_data["ref"])
         login(request, user, backend="accounts.backends.EmailBackend")
         messages.success(request, "Welcome to AGIPower. Your account is ready.")
         return redirect(settings.LOGIN_REDIRECT_URL)
+
+
+def _signed_up(user, *, ref: str) -> None:
+    """Tell the programs above (referrals) of the new user. Their failure is
+    logged and never fails the signup, which has committed already."""
+    for receiver, result in user_signed_up.send_robust(sender=User, user=user, ref=ref):
+        if isinstance(result, Exception):
+            logger.error(
+                "signup of user %s: %s failed",
+                user.pk,
+                getattr(receiver, "__qualname__", receiver),
+                exc_info=result,
+            )
 
 
 class LoginView(auth_views.LoginView):

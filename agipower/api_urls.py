@@ -12,6 +12,7 @@ from insurance import api as insurance_api
 from invoices import api as invoices_api
 from proxy import api as proxy_api
 from proxy import api_analytics, data_retention_api
+from referrals import api as referrals_api
 
 urlpatterns = [
     re_path(r"^balance/?$", billing_api.BalanceView.as_view(), name="api-balance"),
@@ -86,6 +87,9 @@ urlpatterns = [
     ),
     ),
     re_path(r"^alerts/?$", alerts_api.AlertSettingsView.as_view(), name="api-alerts"),
+    re_path(
+        r"^referrals/?$", referrals_api.ReferralsView.as_view(), name="api-referrals"
+    ),
     re_path(
         r"^insurance/?$", insurance_api.InsuranceView.as_view(), name="api-insurance"
     ),

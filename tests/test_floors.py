@@ -20,6 +20,7 @@ FLOORS = [
     "proxy",
     "apikeys",
     "gifts",
+    "referrals",
     "billing",
     "invoices",
     "accounts",
