@@ -79,17 +79,14 @@ urlpatterns = [
         name="api-top-up",
     ),
     re_path(
-        r"^auto-top-up/?$", payments_api.AutoTopUpView.as_view(), name="api-auto-top-up"
-    re_path(
         r"^top-ups/(?P<topup_id>[0-9]+)/refund/?$",
         payments_api.TopUpRefundView.as_view(),
         name="api-top-up-refund",
     ),
+    re_path(
+        r"^auto-top-up/?$", payments_api.AutoTopUpView.as_view(), name="api-auto-top-up"
     ),
     re_path(r"^alerts/?$", alerts_api.AlertSettingsView.as_view(), name="api-alerts"),
-    re_path(
-        r"^referrals/?$", referrals_api.ReferralsView.as_view(), name="api-referrals"
-    ),
     re_path(
         r"^insurance/?$", insurance_api.InsuranceView.as_view(), name="api-insurance"
     ),
@@ -97,6 +94,9 @@ urlpatterns = [
         r"^insurance/claims/?$",
         insurance_api.ClaimListView.as_view(),
         name="api-insurance-claims",
+    ),
+    re_path(
+        r"^referrals/?$", referrals_api.ReferralsView.as_view(), name="api-referrals"
     ),
     re_path(
         r"^gift-cards/?$", gifts_api.GiftCardListView.as_view(), name="api-gift-cards"

@@ -51,7 +51,6 @@ INSTALLED_APPS = [
     "invoices",
     "alerts",
     "referrals",
-    "referrals",
     "insurance",
     "gifts",
 ]
@@ -256,13 +255,6 @@ REFERRAL_REWARD_NANOS = usd_to_nanos(env.str("REFERRAL_REWARD_USD", default="5")
 REFERRAL_MONTHLY_CAP_NANOS = usd_to_nanos(
     env.str("REFERRAL_MONTHLY_CAP_USD", default="100")
 )
-# Referrals: what a referrer earns for each top-up its referee pays, and the
-# most its rewards may sum to in a calendar month (UTC); the last reward under
-# the cap pays what is left of it.
-REFERRAL_REWARD_NANOS = usd_to_nanos(env.str("REFERRAL_REWARD_USD", default="5"))
-REFERRAL_MONTHLY_CAP_NANOS = usd_to_nanos(
-    env.str("REFERRAL_MONTHLY_CAP_USD", default="100")
-)
 
 # Stripe. Unset keys mean "payments are not configured": the app starts and
 # top-ups say so (billing.payments.stripe_gateway.stripe_configured()). Only
@@ -367,11 +359,6 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Low-balance and key usage alerts: find the due ones, queue their emails.
     "alerts": {"task": "alerts.tasks.alerts_scan", "schedule": 60.0},
-    # Referral rewards of top-ups whose task was lost or Stripe did not answer.
-    "referral-rewards": {
-        "task": "referrals.tasks.referral_rewards_sweep",
-        "schedule": crontab(minute="*/15"),
-    },
     # Referral rewards of top-ups whose task was lost or Stripe did not answer.
     "referral-rewards": {
         "task": "referrals.tasks.referral_rewards_sweep",

@@ -65,8 +65,8 @@ __all__ = [
     "payment_intent_create",
     "payment_intent_retrieve",
     "refund_create",
+    "refund_retrieve",
     "refunds_list",
     "setup_intent_create",
     "stripe_configured",
 ]
-    "refund_retrieve",
