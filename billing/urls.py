@@ -18,4 +18,9 @@ urlpatterns = [
         console_payments.topup_return,
         name="topup-return",
     ),
+    path(
+        "top-ups/<int:topup_id>/refund",
+        console_payments.topup_refund,
+        name="topup-refund",
+    ),
 ]

@@ -1,5 +1,6 @@
 """The console's Pay As You Go page: balances, the credits breakdown, and the
-transaction history with links to the invoices of top-ups.
+transaction history with links to the invoices of top-ups, and to refund a
+fresh top-up.
 
 At the top floor because it composes the ledger (balances, the history's
 rows), payments (which top-up a row is, and its invoice) and invoices (their
@@ -23,7 +24,11 @@ from billing.ledger.selectors import (
     transactions_list,
 )
 from billing.models import EntryKind
-from billing.payments.selectors import topup_invoice_ids
+from billing.payments.selectors import (
+    TopUpRefundState,
+    topup_invoice_ids,
+    topup_refund_states,
+)
 from money import usd
 
 HISTORY_PAGE_SIZE = 25
@@ -42,6 +47,15 @@ BREAKDOWN_LABELS = [
 ]
 
 
+# The badge a top-up's latest self-service refund wears, by its status.
+REFUND_BADGES = {
+    "refunding": "warning",
+    "refunded": "ok",
+    "failed": "error",
+    "canceled": "off",
+}
+
+
 @dataclass(frozen=True)
 class HistoryRow:
     created_at: datetime
@@ -52,9 +66,24 @@ class HistoryRow:
     method: str
     description: str
     invoice_url: str | None = None
+    # A top-up's row: "Request refund" while it may be refunded here, and how
+    # its latest self-service refund stands.
+    refund_url: str | None = None
+    refund_status: str = ""
+    refund_status_label: str = ""
+
+    @property
+    def refund_badge(self) -> str:
+        return REFUND_BADGES.get(self.refund_status, "off")
 
     @classmethod
-    def of(cls, tx: Transaction, *, invoice_id: int | None = None) -> HistoryRow:
+    def of(
+        cls,
+        tx: Transaction,
+        *,
+        invoice_id: int | None = None,
+        refund: TopUpRefundState | None = None,
+    ) -> HistoryRow:
         usage = tx.kind == EntryKind.USAGE
         if usage:
             requests = "request" if tx.count == 1 else "requests"
@@ -73,6 +102,11 @@ class HistoryRow:
             invoice_url=reverse("invoices:pdf", args=[invoice_id])
             if invoice_id is not None
             else None,
+            refund_url=reverse("console:topup-refund", args=[refund.topup_id])
+            if refund is not None and refund.refundable
+            else None,
+            refund_status=refund.status if refund else "",
+            refund_status_label=refund.status_label if refund else "",
         )
 
 
@@ -85,6 +119,7 @@ def pay_as_you_go(request, account):
     )
     # The invoices of the page's top-up rows, in one query.
     invoice_ids = topup_invoice_ids(account=account, rows=page.object_list)
+    refunds = topup_refund_states(account=account, rows=page.object_list)
     context = {
         "nav": "payg",
         "balance": {
@@ -106,7 +141,9 @@ def pay_as_you_go(request, account):
         "breakdown_total": usd(breakdown["total"]),
         "page": page,
         "rows": [
-            HistoryRow.of(tx, invoice_id=invoice_ids.get(tx.id))
+            HistoryRow.of(
+                tx, invoice_id=invoice_ids.get(tx.id), refund=refunds.get(tx.id)
+            )
             for tx in page.object_list
         ],
     }

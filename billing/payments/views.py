@@ -9,16 +9,24 @@ word that a payment succeeded (the webhook, or the server's own check).
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.access import account_required
 from accounts.models import Account, BillingProfile
-from billing.models import AutoTopUp, TopUp
+from billing.errors import BillingError
+from billing.models import AutoTopUp, SelfRefundStatus, TopUp
 from billing.payments import stripe_gateway as gateway
-from billing.payments.services import MAX_TOPUP_NANOS, MIN_TOPUP_NANOS
+from billing.payments.services import (
+    MAX_TOPUP_NANOS,
+    MIN_TOPUP_NANOS,
+    self_refund_open,
+    self_refund_quote,
+    self_refund_request,
+)
 from money import format_usd
 
 
@@ -98,3 +106,47 @@ def topup_return(request, account: Account, topup_id: int):
         "total": format_usd(topup.amount_nanos + topup.bonus_nanos),
     }
     return render(request, "console/topup_return.html", context)
+
+
+@account_required
+@require_http_methods(["GET", "POST"])
+def topup_refund(request, account: Account, topup_id: int):
+    """Refund a fresh top-up: the confirmation (what comes back, the fee),
+    then the request. Another account's top-up is 404."""
+    topup = get_object_or_404(TopUp, pk=topup_id, account=account)
+    if request.method == "POST":
+        try:
+            refund = self_refund_request(topup=topup, actor=request.user)
+        except BillingError as exc:
+            messages.error(request, f"The refund was not made: {exc}")
+        else:
+            if refund.status in (SelfRefundStatus.FAILED, SelfRefundStatus.CANCELED):
+                messages.error(
+                    request,
+                    f"Stripe refused the refund: {_sentence(refund.failure_message)} "
+                    "Your credits are unchanged.",
+                )
+            else:
+                messages.success(
+                    request,
+                    f"Refund of {format_usd(refund.amount_nanos)} requested: it "
+                    "reaches your card in 5–10 business days. The top-up's credits "
+                    "and its bonus were taken back.",
+                )
+        return redirect("console:payg")
+    quote = self_refund_quote(topup)
+    context = {
+        "nav": "payg",
+        "topup": topup,
+        "open": self_refund_open(topup),
+        "window_hours": settings.SELF_REFUND_WINDOW_HOURS,
+        "fee_percent": format((settings.SELF_REFUND_FEE_RATE * 100).normalize(), "f"),
+        "paid": format_usd(topup.amount_nanos),
+        "usage": format_usd(quote.usage_nanos, 9) if quote.usage_nanos else "",
+        "already": format_usd(quote.already_nanos) if quote.already_nanos else "",
+        "refundable": format_usd(quote.refundable_nanos),
+        "fee": format_usd(quote.fee_nanos),
+        "amount": format_usd(quote.amount_nanos),
+        "nothing": quote.amount_nanos <= 0,
+    }
+    return render(request, "console/topup_refund.html", context)
