@@ -1,5 +1,6 @@
 """Operators' view of payments: top-ups (with a refund form), auto top-up's
-cap per account, payments held for a mismatched amount, refunds and disputes."""
+cap per account, payments held for a mismatched amount, refunds (customers' own
+too) and disputes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from billing.payments import stripe_admin  # noqa: F401 (dj-stripe's searches, f
 from billing.payments.models import (
     AutoTopUp,
     PaymentMismatch,
+    SelfRefund,
     TopUp,
     TopUpDispute,
     TopUpRefund,
@@ -279,6 +281,31 @@ class TopUpRefundAdmin(ReadOnlyAdmin):
     )
     search_fields = ("stripe_refund_id", "topup__account__owner__email")
     list_select_related = ("topup", "actor")
+
+
+@admin.register(SelfRefund)
+class SelfRefundAdmin(ReadOnlyAdmin):
+    """Customers' own refunds of fresh top-ups (the console's "Request
+    refund"): what went back, the fee kept, and how Stripe ended it."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "account_email",
+        "topup",
+        usd_column("amount_nanos", "paid back"),
+        usd_column("fee_nanos", "fee"),
+        "status",
+        "stripe_refund_id",
+        "closed_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("stripe_refund_id", "topup__account__owner__email")
+    list_select_related = ("topup__account__owner",)
+
+    @admin.display(description="account")
+    def account_email(self, row) -> str:
+        return row.topup.account.owner.email
 
 
 @admin.register(TopUpDispute)

@@ -392,3 +392,18 @@ def test_a_refund_pauses_auto_top_up_that_would_charge_again(
     assert auto.paused_at is not None
     assert "refund" in auto.paused_reason
     assert not auto.paused_by_operator_only
+
+
+def test_operators_see_refund_requests_with_their_status(
+    bob, ops, card_save, stripe_settings, client
+):
+    topup = paid_top_up(bob, card_save)
+    assert ask_refund(bob, topup).status_code == 201
+    refund = SelfRefund.objects.get()
+    client.force_login(ops)
+    listing = client.get("/admin/billing/selfrefund/").content.decode()
+    assert "bob@example.com" in listing and "Refunding" in listing
+    assert "$95.00" in listing and "$5.00" in listing
+    detail = client.get(f"/admin/billing/selfrefund/{refund.pk}/change/")
+    assert detail.status_code == 200
+    assert "$95.000000000" in detail.content.decode()
