@@ -8,6 +8,8 @@ old months of logs while their payouts stay)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -17,6 +19,9 @@ from django.utils import timezone
 from accounts.models import Account
 from accounts.validators import plain_text_multiline
 from billing.models import LedgerEntry
+
+# A customer may claim a request for this long after it was made.
+CLAIM_WINDOW = timedelta(days=7)
 
 
 class RuleKind(models.TextChoices):

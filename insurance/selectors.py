@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Count, QuerySet, Sum
+from django.utils import timezone
 
 from accounts.models import Account
 from insurance.coverage import RuleBook
-from insurance.models import Claim, CoverageRule, Payout, RuleKind
+from insurance.models import CLAIM_WINDOW, Claim, CoverageRule, Payout, RuleKind
 
 
 def rule_book() -> RuleBook:
@@ -97,13 +99,30 @@ class RequestCover:
 
     claim: Claim | None
     payout: Payout | None
+    claimable: bool = False
 
 
-def request_cover(*, account: Account, request_id: uuid.UUID) -> RequestCover:
-    return RequestCover(
-        claim=Claim.objects.filter(account=account, request_id=request_id).first(),
-        payout=Payout.objects.filter(account=account, request_id=request_id).first(),
+def request_cover(
+    *,
+    account: Account,
+    request_id: uuid.UUID,
+    created_at: datetime | None = None,
+    cost_nanos: int = 0,
+    now: datetime | None = None,
+) -> RequestCover:
+    """A request's claim and payout, and (given when it was made and what it
+    cost) whether the customer may claim it now: within the claim window, not
+    free, neither claimed nor paid yet."""
+    claim = Claim.objects.filter(account=account, request_id=request_id).first()
+    payout = Payout.objects.filter(account=account, request_id=request_id).first()
+    claimable = (
+        claim is None
+        and payout is None
+        and created_at is not None
+        and cost_nanos > 0
+        and created_at >= (now or timezone.now()) - CLAIM_WINDOW
     )
+    return RequestCover(claim=claim, payout=payout, claimable=claimable)
 
 
 def claim_payout(claim: Claim) -> Payout | None:

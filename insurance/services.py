@@ -29,7 +29,7 @@ from insurance.errors import (
     NothingToCompensate,
     ReasonInvalid,
 )
-from insurance.models import Claim, ClaimStatus, Payout
+from insurance.models import CLAIM_WINDOW, Claim, ClaimStatus, Payout
 from insurance.scan import Covered, covered_on
 from insurance.selectors import rule_book
 from money import format_usd
@@ -37,7 +37,6 @@ from proxy.selectors import request_log_get
 
 # What the history shows beside the entry's kind (the journal's ``method``).
 METHOD = "AI insurance"
-CLAIM_WINDOW = timedelta(days=7)
 REASON_MAX_LENGTH = 2000
 
 

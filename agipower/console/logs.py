@@ -24,6 +24,7 @@ from accounts.access import account_required
 from accounts.models import Account
 from agipower.console.logs_bodies import bodies_view
 from apikeys.selectors import keys_for_account
+from insurance.selectors import request_cover
 from money import format_usd
 from proxy.bodies import request_bodies_get
 from proxy.filters import log_filters_from
@@ -147,6 +148,12 @@ def log_detail(request, account: Account, log_id: uuid.UUID):
         raise Http404("No such request") from None
     price = log_price(log=log)
     bodies = request_bodies_get(account=account, log=log)
+    insurance = request_cover(
+        account=account,
+        request_id=log.id,
+        created_at=log.created_at,
+        cost_nanos=log.cost_nanos,
+    )
     context = {
         "nav": "logs",
         "log": log,
@@ -178,6 +185,10 @@ def log_detail(request, account: Account, log_id: uuid.UUID):
         "price": price,
         "price_per_million": _price_per_million(price) if price else None,
         "bodies": bodies_view(bodies) if bodies else None,
+        "insurance": insurance,
+        "insurance_paid": cost(insurance.payout.amount_nanos)
+        if insurance.payout
+        else None,
     }
     return render(request, "console/logs_detail.html", context)
 

@@ -18,6 +18,8 @@ urlpatterns = [
     path("", include("billing.urls")),
     # Alerts: low balance and key usage (alerts' own page).
     path("", include("alerts.urls")),
+    # AI insurance: what was paid back, claims (insurance's own page).
+    path("", include("insurance.urls")),
     # Referrals: the link to share and what it earned (referrals' own page).
     path("", include("referrals.urls")),
     # Gift codes: redeem, buy gift cards, refund them (gifts' own page).
