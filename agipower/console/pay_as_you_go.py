@@ -95,7 +95,10 @@ class HistoryRow:
             is_daily_usage=usage,
             amount=usd(tx.amount_nanos, precise=usage),
             is_credit=tx.amount_nanos > 0,
-            type=tx.kind_label,
+            # AI insurance's compensations read as the program that paid them.
+            type="Insurance"
+            if tx.kind == EntryKind.COMPENSATION and tx.method_label == "AI insurance"
+            else tx.kind_label,
             # "API usage" / "API usage" says nothing twice.
             method="" if tx.method_label == tx.kind_label else tx.method_label,
             description=description,

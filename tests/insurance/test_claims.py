@@ -121,7 +121,7 @@ def test_an_accepted_claim_is_paid_once_at_once(api, alice, ops, log):
 
 
 def test_the_daily_run_skips_a_request_paid_by_an_accepted_claim(api, alice, ops):
-    yesterday = timezone.now() - timedelta(days=1)
+    yesterday = (timezone.now() - timedelta(days=1)).replace(hour=12)
     key = make_key(alice)
     claimed = make_log(key, at=yesterday, completion_tokens=0, cost_nanos=COST)
     make_log(key, at=yesterday, completion_tokens=0, cost_nanos=1_000)
@@ -141,7 +141,7 @@ def test_the_daily_run_skips_a_request_paid_by_an_accepted_claim(api, alice, ops
 
 
 def test_a_claim_on_a_request_paid_by_the_daily_run_pays_nothing_more(api, alice, ops):
-    yesterday = timezone.now() - timedelta(days=1)
+    yesterday = (timezone.now() - timedelta(days=1)).replace(hour=12)
     log = make_log(make_key(alice), at=yesterday, completion_tokens=0, cost_nanos=COST)
     # Claimed before the run; the run pays it; accepting then pays nothing.
     claim_id = claim(api, log).json()["id"]
@@ -164,7 +164,7 @@ def test_a_claim_on_a_request_paid_by_the_daily_run_pays_nothing_more(api, alice
 
 
 def test_a_request_paid_automatically_cannot_be_claimed(api, alice):
-    yesterday = timezone.now() - timedelta(days=1)
+    yesterday = (timezone.now() - timedelta(days=1)).replace(hour=12)
     log = make_log(make_key(alice), at=yesterday, completion_tokens=0, cost_nanos=COST)
     insurance_day_pay(day=yesterday.date())
     response = claim(api, log)

@@ -22,7 +22,7 @@ def console(client, alice):
 
 
 def test_the_page_shows_what_was_paid_back(console, alice, bob):
-    yesterday = timezone.now() - timedelta(days=1)
+    yesterday = (timezone.now() - timedelta(days=1)).replace(hour=12)
     key = make_key(alice)
     log = make_log(key, at=yesterday, completion_tokens=0, cost_nanos=1_500_000)
     make_log(
@@ -72,3 +72,13 @@ def test_no_claim_form_after_7_days_nor_on_anothers_request(console, alice, bob)
     bobs = make_log(make_key(bob))
     response = console.post(f"/console/insurance/claim/{bobs.id}", {"reason": "x"})
     assert response.status_code == 404
+
+
+def test_the_history_names_the_payout_insurance(console, alice):
+    yesterday = (timezone.now() - timedelta(days=1)).replace(hour=12)
+    make_log(make_key(alice), at=yesterday, completion_tokens=0, cost_nanos=1_500_000)
+    insurance_day_pay(day=yesterday.date())
+    rows = texts(console.get("/console/pay-as-you-go"), "transaction-row")
+    (row,) = [row for row in rows if "AI insurance:" in row]
+    assert "Insurance AI insurance" in row
+    assert f"AI insurance: 1 covered request on {yesterday.date()}" in row
