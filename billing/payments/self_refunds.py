@@ -225,6 +225,8 @@ def _self_refund_open(*, topup: TopUp, actor) -> SelfRefund:
             "this one is older. Contact support.",
             code="refund_window_closed",
         )
+    # The wallet's lock before the quote: no usage is settled in between.
+    wallet = wallet_lock(locked.account)
     quote = self_refund_quote(locked)
     if quote.amount_nanos <= 0:
         raise SelfRefundRefused(
@@ -233,7 +235,6 @@ def _self_refund_open(*, topup: TopUp, actor) -> SelfRefund:
             f"{format_usd(quote.already_nanos)} of it was refunded already.",
             code="nothing_refundable",
         )
-    wallet = wallet_lock(locked.account)
     lot = CreditLot.objects.get(entry_id=locked.entry_id, source=LotSource.TOPUP)
     need = quote.refundable_nanos
     if lot.remaining_nanos < need:
