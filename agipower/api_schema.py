@@ -21,7 +21,12 @@ is accepted too.
 
 from __future__ import annotations
 
-PAYMENT_PATHS = ("/api/v1/payment-methods", "/api/v1/top-ups", "/api/v1/auto-top-up")
+PAYMENT_PATHS = (
+    "/api/v1/payment-methods",
+    "/api/v1/top-ups",
+    "/api/v1/auto-top-up",
+    "/api/v1/gift-cards",
+)
 
 SCHEMAS = {
     "Detail": {

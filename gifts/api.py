@@ -73,6 +73,14 @@ class GiftCardSerializer(serializers.Serializer):
         return not services.gift_card_refund_refusal(card)
 
 
+class GiftCardStartedSerializer(GiftCardSerializer):
+    client_secret = serializers.CharField()
+    next_action = serializers.CharField(allow_null=True)
+    code = serializers.CharField(
+        allow_null=True, help_text="Shown here once if the payment went through"
+    )
+
+
 class GiftCardListView(AccountRequired, GenericAPIView):
     serializer_class = GiftCardSerializer
 
@@ -87,17 +95,7 @@ class GiftCardListView(AccountRequired, GenericAPIView):
 
     @extend_schema(
         request=GiftCardRequestSerializer,
-        responses={
-            201: inline_serializer(
-                "GiftCardStarted",
-                {
-                    **GiftCardSerializer().get_fields(),
-                    "client_secret": serializers.CharField(),
-                    "next_action": serializers.CharField(allow_null=True),
-                    "code": serializers.CharField(allow_null=True),
-                },
-            )
-        },
+        responses={201: GiftCardStartedSerializer},
     )
     def post(self, request):
         """Buy a gift card (no bonus). With a saved ``payment_method`` the

@@ -42,7 +42,7 @@ from billing.payments.purposes import Reversal
 from billing.payments.refunds import topup_refund
 from billing.payments.rules import NANOS_PER_CENT
 from billing.payments.topups import topup_check, topup_fail, topup_intent_record
-from gifts.codes import code_digest, code_generate, code_last4
+from gifts.delivery import code_issue
 from gifts.errors import (
     GiftCardInvalid,
     GiftCardLimit,
@@ -222,7 +222,7 @@ def gift_card_paid(topup: TopUp) -> None:
     card.paid_at = timezone.now()
     card.save(update_fields=["status", "paid_at"])
     if card.recipient_email:
-        from gifts.tasks import gift_card_email
+        from gifts.tasks import gift_card_email  # queued on commit, by id
 
         card_id = card.pk
         transaction.on_commit(lambda: gift_card_email.delay(card_id))
@@ -279,16 +279,6 @@ def gift_card_reversed(topup: TopUp, reversal: Reversal) -> LedgerEntry | None:
 # --- handing the code over --------------------------------------------------------
 
 
-def _code_issue(card: GiftCard) -> str:
-    """Make the locked card's code: store its digest, give back its text."""
-    code = code_generate()
-    card.code_digest = code_digest(code)
-    card.code_last4 = code_last4(code)
-    card.code_issued_at = timezone.now()
-    card.save(update_fields=["code_digest", "code_last4", "code_issued_at"])
-    return code
-
-
 def _own_card(account: Account, card_id: int, *, lock: bool = False) -> GiftCard:
     cards = GiftCard.objects.filter(pk=card_id, buyer=account)
     if lock:
@@ -316,47 +306,7 @@ def gift_card_code_reveal(*, account: Account, card_id: int) -> str:
         )
     if card.status != GiftCardStatus.ACTIVE:
         raise GiftCardRefused(f"code: the card is {card.get_status_display().lower()}")
-    return _code_issue(card)
-
-
-def gift_card_email_send(*, card_id: int) -> bool:
-    """Make a recipient card's code and email it to the recipient, once: the
-    card's row stays locked until the email is handed to the mail server, so
-    a failed send leaves no code behind (and is tried again)."""
-    from gifts.emails import gift_card_email_deliver
-
-    with transaction.atomic():
-        card = (
-            GiftCard.objects.select_for_update()
-            .select_related("buyer__owner")
-            .filter(pk=card_id)
-            .first()
-        )
-        if (
-            card is None
-            or card.status != GiftCardStatus.ACTIVE
-            or not card.recipient_email
-            or card.emailed_at is not None
-        ):
-            return False
-        code = _code_issue(card)
-        gift_card_email_deliver(card=card, code=code)
-        card.emailed_at = timezone.now()
-        card.save(update_fields=["emailed_at"])
-    return True
-
-
-def gift_cards_unsent(*, older_than: timedelta = timedelta(minutes=5)) -> list[int]:
-    """Recipient cards paid a while ago whose email has not gone (a lost task)."""
-    return list(
-        GiftCard.objects.filter(
-            status=GiftCardStatus.ACTIVE,
-            emailed_at__isnull=True,
-            paid_at__lte=timezone.now() - older_than,
-        )
-        .exclude(recipient_email="")
-        .values_list("pk", flat=True)[:500]
-    )
+    return code_issue(card)
 
 
 # --- the buyer's refund --------------------------------------------------------------

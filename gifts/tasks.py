@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from gifts import services
+from gifts import delivery
 
 
 @shared_task
 def gift_card_email(card_id: int) -> bool:
-    return services.gift_card_email_send(card_id=card_id)
+    return delivery.gift_card_email_send(card_id=card_id)
 
 
 @shared_task
 def gift_cards_email_unsent() -> int:
-    unsent = services.gift_cards_unsent()
+    unsent = delivery.gift_cards_unsent()
     for card_id in unsent:
         gift_card_email.delay(card_id)
     return len(unsent)

@@ -7,7 +7,12 @@ from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
-PAYMENTS = ("/api/v1/payment-methods", "/api/v1/top-ups", "/api/v1/auto-top-up")
+PAYMENTS = (
+    "/api/v1/payment-methods",
+    "/api/v1/top-ups",
+    "/api/v1/auto-top-up",
+    "/api/v1/gift-cards",
+)
 
 
 def test_every_operation_documents_its_errors(db):
