@@ -392,6 +392,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "proxy.tasks.requestlog_retain",
         "schedule": crontab(hour=2, minute=37),
     },
+    # What the settlement batches appended, added to the hourly rollups.
+    "fold-usage-deltas": {
+        "task": "proxy.tasks.usage_fold",
+        "schedule": env.float("USAGE_FOLD_SECONDS", default=10.0),
+        "options": {"expires": 30},
+    },
     "reconcile-usage-rollups": {
         "task": "proxy.tasks.rollups_reconcile",
         "schedule": crontab(hour=3, minute=47),

@@ -2,14 +2,16 @@
 month, grouped by model, key, provider or kind of token.
 
 Read from the usage rollups, never from the request logs. An hourly rollup row
-(``UsageRollup``) counts an account × hour × key × model × provider and is
-written in the same statement as the logs it counts (``proxy_batch``), so its
-sums are the logs' sums to the nano and never lag; a daily one
-(``UsageRollupDay``) is the sum of that day's hourly rows (UTC), kept by a
-trigger on them in the same transaction. So a range's bounds fall on whole
-hours (UTC), and a range reads its whole days from the daily rollups and only
-the hours of the days it enters or leaves midway from the hourly ones: 30 days
-of an account are 30 rows per key × model, not 720.
+(``UsageRollup``) counts an account × hour × key × model × provider; what a
+settlement batch adds to it is appended in the same statement as the logs it
+counts (``proxy_batch``, a ``UsageDelta``) and folded into it moments later,
+and a reader adds the deltas not folded yet, so the sums are the logs' sums to
+the nano and never lag. A daily row (``UsageRollupDay``) is the sum of that
+day's hourly rows (UTC), kept by a trigger on them in the same transaction. So
+a range's bounds fall on whole hours (UTC), and a range reads its whole days
+from the daily rollups and only the hours of the days it enters or leaves
+midway from the hourly ones (and the few unfolded deltas): 30 days of an
+account are 30 rows per key × model, not 720.
 
 One statement over the rollups' unique indexes (account, day or hour, ...), so
 one snapshot: the range grouped by bucket × group (the series; by hour it reads
@@ -317,13 +319,19 @@ def _rows(
             f"WHERE {condition} AND day >= %s AND day < %s"
         )
         values += [*params, *days]
+    t = f"{_BUCKETS[bucket]} AS t, " if bucket is not None else ""
     for lo, hi in hours:
-        t = f"{_BUCKETS[bucket]} AS t, " if bucket is not None else ""
         parts.append(
             f"SELECT {t}{g}{_COLUMNS} FROM proxy_usagerollup "  # noqa: S608
             f"WHERE {condition} AND hour >= %s AND hour < %s"
         )
         values += [*params, lo, hi]
+    # What batches added that is not folded into the rollups yet (any hour).
+    parts.append(
+        f"SELECT {t}{g}{_COLUMNS} FROM proxy_usagedelta "  # noqa: S608
+        f"WHERE {condition} AND hour >= %s AND hour < %s"
+    )
+    values += [*params, since, until]
     return " UNION ALL ".join(parts), values
 
 

@@ -235,32 +235,33 @@ class Ledger:
             for w in work
         ]
 
+    _BATCH_SQL = "SELECT proxy_batch(" + ", ".join(["%s"] * 11) + ")"
+
     async def _run_batch(
         self, account_id, lease, items, give_back, need, smallest, want, expires
     ):
-        return await self._run(
-            "SELECT proxy_batch(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                account_id,
-                lease.id,
-                Jsonb(items, dumps=_dumps),
-                give_back,
-                need,
-                smallest,
-                want,
-                expires,
-                uuid.uuid4().hex,  # a retried batch is recognised by its key
-                f"API usage: {len(items)} request{'s' if len(items) != 1 else ''}",
-            ],
-            retry=bool(items),
-        )
-
-    async def _run(self, sql: str, params: list, *, retry: bool):
-        attempts = self.SETTLE_RETRIES if retry else 1
+        key = uuid.uuid4().hex  # a retried batch is recognised by its key
+        description = f"API usage: {len(items)} request{'s' if len(items) != 1 else ''}"
+        attempts = self.SETTLE_RETRIES if items else 1
         for attempt in range(1, attempts + 1):
             try:
                 async with self.pool.connection() as conn:
-                    cursor = await conn.execute(sql, params)
+                    cursor = await conn.execute(
+                        self._BATCH_SQL,
+                        [
+                            account_id,
+                            lease.id,
+                            Jsonb(items, dumps=_dumps),
+                            give_back,
+                            need,
+                            smallest,
+                            want,
+                            expires,
+                            key,
+                            description,
+                            attempt > 1,  # it may have committed: look
+                        ],
+                    )
                     (answer,) = await cursor.fetchone()
                     return answer
             except Exception:

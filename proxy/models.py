@@ -222,9 +222,10 @@ class UsageSums(models.Model):
 
 class UsageRollup(UsageSums):
     """An account's usage per key × model × provider × hour (UTC): what cost
-    analytics read instead of the request logs. Written in the same
-    transaction as the request logs it counts (``proxy_batch``), so it is exact
-    and never lags; kept when retention drops the logs."""
+    analytics read instead of the request logs. What a settlement batch adds
+    is appended in its transaction (``UsageDelta``) and folded in here moments
+    later; readers add the deltas not folded yet, so it is exact and never
+    lags. Kept when retention drops the logs."""
 
     account = models.ForeignKey(
         Account, on_delete=models.PROTECT, related_name="+", db_index=False
@@ -246,6 +247,44 @@ class UsageRollup(UsageSums):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.hour:%Y-%m-%d %H}:00 {self.model}"
+
+
+class UsageDelta(UsageSums):
+    """What one settlement batch adds to the hourly rollups, appended in the
+    batch's own transaction (``proxy_batch``) and folded into ``UsageRollup``
+    moments later (``proxy_usage_fold``, a beat task). Appending is what keeps
+    the settle path fast: an update of an account's hour row by every batch
+    would make one hot row, and its day's, that every batch waits on and
+    rewrites. Readers add the deltas not yet folded to the rollups, so what
+    they count is exact and never lags; folding changes no sum.
+
+    Its keys are not constrained (the batch wrote the log rows that name the
+    same account and key a statement earlier, checked)."""
+
+    id = models.BigAutoField(primary_key=True)
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    hour = models.DateTimeField()
+    api_key = models.ForeignKey(
+        ApiKey,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    model = models.CharField(max_length=100)
+    provider = models.CharField(max_length=50)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "hour"], name="usage_delta_account")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}:00 {self.model} (unfolded)"
 
 
 class UsageRollupDay(UsageSums):

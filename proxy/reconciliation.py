@@ -1,8 +1,10 @@
 """The nightly check that the hourly usage rollups equal the request logs they
 count, and the daily rollups the hourly ones.
 
-``proxy_batch`` writes a batch's logs and adds them to their rollups in one
-statement, so they cannot differ unless something went around it (a hand
+``proxy_batch`` writes a batch's logs and what they add to their rollups in
+one statement (a delta, folded into the rollup later in the same statement
+that deletes it; the rollups compared here include the deltas not folded yet),
+so they cannot differ unless something went around it (a hand
 edit, a bug in a later version of that statement, a restore of one table but
 not the other). Analytics read only the rollups; this is what says they can be
 trusted.
@@ -87,7 +89,7 @@ WITH logs AS MATERIALIZED (
                 THEN %(cutoff)s::timestamptz
                 ELSE coalesce((SELECT min(hour) FROM logs), 'infinity')
            END AS since
-), rollups AS (
+), rolled AS (
     SELECT account_id, hour, api_key_id, model, provider,
            ARRAY[requests, errors, prompt_tokens, cached_tokens,
                  cache_write_tokens, completion_tokens, reasoning_tokens,
@@ -95,6 +97,25 @@ WITH logs AS MATERIALIZED (
                  cache_write_cost_nanos, output_cost_nanos]::numeric[] AS sums
       FROM proxy_usagerollup
      WHERE hour >= %(cutoff)s
+), unfolded AS (
+    SELECT account_id, hour, api_key_id, model, provider,
+           ARRAY[sum(requests), sum(errors), sum(prompt_tokens), sum(cached_tokens),
+                 sum(cache_write_tokens), sum(completion_tokens),
+                 sum(reasoning_tokens), sum(cost_nanos), sum(input_cost_nanos),
+                 sum(cached_cost_nanos), sum(cache_write_cost_nanos),
+                 sum(output_cost_nanos)]::numeric[] AS sums
+      FROM proxy_usagedelta
+     WHERE hour >= %(cutoff)s
+     GROUP BY 1, 2, 3, 4, 5
+), rollups AS (
+    -- A rollup row and the deltas not folded into it yet, added up.
+    SELECT account_id, hour, api_key_id, model, provider,
+           CASE WHEN r.sums IS NULL THEN u.sums
+                WHEN u.sums IS NULL THEN r.sums
+                ELSE ARRAY(SELECT a + b FROM unnest(r.sums, u.sums) AS x(a, b))
+           END AS sums
+      FROM rolled r FULL JOIN unfolded u
+           USING (account_id, hour, api_key_id, model, provider)
 ), compared AS MATERIALIZED (
     SELECT account_id, hour, api_key_id, model, provider,
            l.sums AS logged, r.sums AS rolled

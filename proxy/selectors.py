@@ -202,6 +202,8 @@ def _micros(moment: datetime) -> int:
 #   [m1, m2)  the daily rollups of the whole days,
 #   [m2, d)   the hourly rollups from the last midnight,
 #   [d, e)    the logs of the part of an hour the range ends in.
+# The deltas batches appended and the fold has not added to the hourly
+# rollups yet count with [b, d) (proxy/rollups.py).
 # A part with nothing to count is empty (a range within one hour: all logs).
 # The range starts no earlier than the account's oldest log kept: retention
 # deletes old logs and keeps their rollups. With no log kept, a is infinity
@@ -231,6 +233,9 @@ SELECT (SELECT count(*) FROM proxy_requestlog
            AND day < (SELECT (m2 AT TIME ZONE 'UTC')::date FROM bounds))
      + (SELECT coalesce(sum({counted}), 0) FROM proxy_usagerollup
          WHERE {rollups} AND hour >= (SELECT m2 FROM bounds)
+           AND hour < (SELECT d FROM bounds))
+     + (SELECT coalesce(sum({counted}), 0) FROM proxy_usagedelta
+         WHERE {rollups} AND hour >= (SELECT b FROM bounds)
            AND hour < (SELECT d FROM bounds))
      + (SELECT count(*) FROM proxy_requestlog
          WHERE {logs} AND created_at >= (SELECT d FROM bounds)

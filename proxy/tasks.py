@@ -1,12 +1,12 @@
 """Periodic work on request logs and bodies (scheduled in
 settings.CELERY_BEAT_SCHEDULE): thin wrappers of proxy/retention.py,
-proxy/reconciliation.py and proxy/body_retention.py."""
+proxy/reconciliation.py, proxy/rollups.py and proxy/body_retention.py."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from proxy import body_retention, reconciliation, retention
+from proxy import body_retention, reconciliation, retention, rollups
 
 
 @shared_task
@@ -24,6 +24,11 @@ def requestlog_retain() -> dict:
         "bodies_deleted": retained.bodies_deleted,
         "complete": retained.complete,
     }
+
+
+@shared_task
+def usage_fold() -> int:
+    return rollups.usage_fold()
 
 
 @shared_task

@@ -139,10 +139,16 @@ END $$;
 -- never reads payments' tables.
 DROP FUNCTION IF EXISTS proxy_batch(
     bigint, uuid, jsonb, bigint, bigint, bigint, timestamptz, text, text);
+DROP FUNCTION IF EXISTS proxy_batch(
+    bigint, uuid, jsonb, bigint, bigint, bigint, bigint, timestamptz, text, text);
+-- p_retry: this batch may have been sent before (its commit's answer was
+-- lost). Only then is it looked for among the logs: a batch sent the first
+-- time has ids no log has.
 CREATE OR REPLACE FUNCTION proxy_batch(
     p_account bigint, p_lease uuid, p_items jsonb, p_return bigint,
     p_grow_need bigint, p_grow_min bigint, p_grow_want bigint,
-    p_lease_expires timestamptz, p_batch_key text, p_description text
+    p_lease_expires timestamptz, p_batch_key text, p_description text,
+    p_retry boolean DEFAULT true
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -162,7 +168,7 @@ BEGIN
     w := billing_wallet_lock(p_account);
     -- (Run as a statement of its own with the values in it, so that only the
     -- month partition of that moment is looked at and locked, not all.)
-    IF first_id IS NOT NULL THEN
+    IF p_retry AND first_id IS NOT NULL THEN
         EXECUTE 'SELECT EXISTS (SELECT 1 FROM proxy_requestlog '
                 'WHERE id = $1 AND created_at = $2)'
            INTO done USING first_id, first_at;
@@ -217,8 +223,10 @@ BEGIN
                  GROUP BY s.key_id) u
          WHERE k.id = u.key_id;
 
-        -- The logs, and in the same statement the hourly rollups they add to
-        -- (what cost analytics read). A request's charge by kind of token sums
+        -- The logs, and in the same statement what they add to the hourly
+        -- rollups (what cost analytics read), appended as deltas that
+        -- proxy_usage_fold adds to the rollups later: no hot rollup row is
+        -- rewritten by every batch. A request's charge by kind of token sums
         -- to its charge: a charge cut short (at its hold, or by the balance)
         -- is taken from input, cached, cache write, in that order, and the
         -- output is the rest.
@@ -269,7 +277,7 @@ BEGIN
             ON CONFLICT (id, created_at) DO NOTHING
             RETURNING *
         )
-        INSERT INTO proxy_usagerollup AS u (
+        INSERT INTO proxy_usagedelta (
             account_id, hour, api_key_id, model, provider, requests, errors,
             prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens,
             reasoning_tokens, cost_nanos, input_cost_nanos, cached_cost_nanos,
@@ -283,21 +291,7 @@ BEGIN
                sum(l.input_cost_nanos), sum(l.cached_cost_nanos),
                sum(l.cache_write_cost_nanos), sum(l.output_cost_nanos)
           FROM logged l
-         GROUP BY 2, 3, 4, 5
-        ON CONFLICT (account_id, hour, api_key_id, model, provider) DO UPDATE
-           SET requests = u.requests + EXCLUDED.requests,
-               errors = u.errors + EXCLUDED.errors,
-               prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens,
-               cached_tokens = u.cached_tokens + EXCLUDED.cached_tokens,
-               cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
-               completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens,
-               reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
-               cost_nanos = u.cost_nanos + EXCLUDED.cost_nanos,
-               input_cost_nanos = u.input_cost_nanos + EXCLUDED.input_cost_nanos,
-               cached_cost_nanos = u.cached_cost_nanos + EXCLUDED.cached_cost_nanos,
-               cache_write_cost_nanos
-                   = u.cache_write_cost_nanos + EXCLUDED.cache_write_cost_nanos,
-               output_cost_nanos = u.output_cost_nanos + EXCLUDED.output_cost_nanos;
+         GROUP BY 2, 3, 4, 5;
     END IF;
 
     due := EXISTS (SELECT 1 FROM billing_autotopup a
@@ -311,6 +305,62 @@ BEGIN
                          WITH ORDINALITY AS x(c, t, o, n)),
         'lease', b.lease_id, 'lease_amount', b.lease_amount,
         'granted', b.granted, 'available', b.available, 'autotopup_due', due);
+END $$;
+
+
+-- The deltas proxy_batch appends, added to the hourly rollups (whose trigger
+-- adds them to the days) and deleted, in one statement: a delta is counted in
+-- the rollups or is still a delta, never both, never neither. At most p_limit
+-- of them, oldest first; how many were folded. One fold runs at a time (two
+-- could update the same rollup rows in another order and deadlock); a second
+-- caller folds nothing and answers 0.
+CREATE OR REPLACE FUNCTION proxy_usage_fold(p_limit integer)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    folded integer;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('proxy_usage_fold')) THEN
+        RETURN 0;
+    END IF;
+    WITH moved AS (
+        DELETE FROM proxy_usagedelta
+         WHERE id IN (SELECT id FROM proxy_usagedelta ORDER BY id LIMIT p_limit)
+        RETURNING *
+    ), added AS (
+        INSERT INTO proxy_usagerollup AS u (
+            account_id, hour, api_key_id, model, provider, requests, errors,
+            prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens,
+            reasoning_tokens, cost_nanos, input_cost_nanos, cached_cost_nanos,
+            cache_write_cost_nanos, output_cost_nanos)
+        SELECT account_id, hour, api_key_id, model, provider, sum(requests),
+               sum(errors), sum(prompt_tokens), sum(cached_tokens),
+               sum(cache_write_tokens), sum(completion_tokens),
+               sum(reasoning_tokens), sum(cost_nanos), sum(input_cost_nanos),
+               sum(cached_cost_nanos), sum(cache_write_cost_nanos),
+               sum(output_cost_nanos)
+          FROM moved
+         GROUP BY 1, 2, 3, 4, 5
+         -- The same order every time: rows are locked one after another.
+         ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (account_id, hour, api_key_id, model, provider) DO UPDATE
+           SET requests = u.requests + EXCLUDED.requests,
+               errors = u.errors + EXCLUDED.errors,
+               prompt_tokens = u.prompt_tokens + EXCLUDED.prompt_tokens,
+               cached_tokens = u.cached_tokens + EXCLUDED.cached_tokens,
+               cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
+               completion_tokens = u.completion_tokens + EXCLUDED.completion_tokens,
+               reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
+               cost_nanos = u.cost_nanos + EXCLUDED.cost_nanos,
+               input_cost_nanos = u.input_cost_nanos + EXCLUDED.input_cost_nanos,
+               cached_cost_nanos = u.cached_cost_nanos + EXCLUDED.cached_cost_nanos,
+               cache_write_cost_nanos
+                   = u.cache_write_cost_nanos + EXCLUDED.cache_write_cost_nanos,
+               output_cost_nanos = u.output_cost_nanos + EXCLUDED.output_cost_nanos
+        RETURNING 1
+    )
+    SELECT count(*) INTO folded FROM moved;
+    RETURN folded;
 END $$;
 
 

@@ -16,6 +16,7 @@ from django.db.models import F
 from proxy.analytics import Usage, bucket_start, cost_report
 from proxy.filters import LogFilters
 from proxy.models import RequestLog, UsageRollup, UsageRollupDay
+from proxy.rollups import usage_fold
 from proxy.selectors import request_logs_count, request_logs_matching
 from tests.support.keys import make_key
 from tests.support.usage import usage_commit, usage_item
@@ -26,10 +27,12 @@ SPAN_HOURS = 6 * 24
 MODELS = [("fake/gpt", "fake"), ("acme/mini", "acme")]
 
 
-@pytest.fixture
-def usage(alice, bob):
+@pytest.fixture(params=["unfolded", "half folded", "folded"])
+def usage(request, alice, bob):
     """Alice's calls over six days at random seconds, by two keys on two
-    models from two providers, some failed; and one of bob's."""
+    models from two providers, some failed; and one of bob's. What the
+    batches added to the rollups is still all in deltas, half folded into the
+    rollups, or all folded: readers count the same either way."""
     rng = random.Random(11)
     keys = [make_key(alice), make_key(alice)]
     items = []
@@ -48,11 +51,16 @@ def usage(alice, bob):
                 completion_tokens=rng.randrange(500),
             )
         )
-    usage_commit(alice.account.pk, items)
+    usage_commit(alice.account.pk, items[:75])
+    if request.param != "unfolded":
+        usage_fold()
+    usage_commit(alice.account.pk, items[75:])
     usage_commit(
         bob.account.pk,
         [usage_item(make_key(bob), at=BASE + timedelta(hours=30), prompt_tokens=9)],
     )
+    if request.param == "folded":
+        usage_fold()
     return [key.api_key for key in keys], rng
 
 
@@ -219,6 +227,7 @@ def test_counts_over_days_equal_the_logs_whatever_the_range(alice, usage):
 def test_a_day_goes_with_its_last_hour(alice, usage):
     """Days are the hours grouped by day, row for row: a day whose hours were
     all deleted or moved away is no row of zeros."""
+    usage_fold()
     hourly = UsageRollup.objects.filter(account=alice.account).order_by("hour").first()
     day = hourly.hour.astimezone(UTC).date()
     same = UsageRollup.objects.filter(

@@ -14,6 +14,7 @@ from billing.ledger.reconciliation import ledger_check
 from billing.ledger.selectors import balance_get
 from money import usd_to_nanos
 from proxy.models import RequestLog, UsageRollup, UsageRollupDay
+from proxy.rollups import usage_fold
 from tests.support.proxy import nothing_held
 from tests.support.world import grant
 
@@ -116,6 +117,7 @@ def test_a_batch_retried_after_its_commit_is_not_applied_twice(alice, catalog):
     assert balance_get(account=alice.account).total_nanos == usd_to_nanos("50") - 10**6
     assert RequestLog.objects.count() == 1
     # Its hour and its day count it once.
+    assert usage_fold() == 1
     assert list(UsageRollup.objects.values_list("requests", "cost_nanos")) == [
         (1, 1_000_000)
     ]

@@ -16,6 +16,7 @@ import pytest
 from apikeys.services import key_create
 from money import ceil_div
 from proxy.models import ModelPrice, RequestLog, UsageRollup, UsageRollupDay
+from proxy.rollups import usage_fold
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,6 +63,7 @@ def test_a_json_answer_names_its_log_which_keeps_the_charge_by_kind(
     )
     assert log.price_id == ModelPrice.objects.get(model_id="fake/gpt").id
 
+    assert usage_fold() == 1
     rollup = UsageRollup.objects.get()
     assert (rollup.account_id, rollup.api_key_id, rollup.model, rollup.provider) == (
         alice.account.id,
@@ -162,6 +164,7 @@ def test_an_upstream_error_is_logged_under_its_request_id(alice, alice_client):
     request_id = failed.value.response.headers["x-request-id"]
     log = RequestLog.objects.get(id=request_id)
     assert log.status == 502
+    assert usage_fold() == 1
     rollup = UsageRollup.objects.get()
     assert (rollup.requests, rollup.errors, rollup.cost_nanos) == (1, 1, 0)
 
@@ -170,6 +173,7 @@ def test_the_daily_rollups_are_the_sums_of_the_hourly_ones(alice, alice_client):
     for directive in ("prompt_tokens=10 completion_tokens=2", "status=500"):
         with contextlib.suppress(openai.InternalServerError):
             alice_client.chat.completions.create(**ask(f"#upstream {directive}"))
+    assert usage_fold() == 2
     hourly = UsageRollup.objects.get()
     # An hour moved to another day, and a row taken away: the days follow.
     UsageRollup.objects.create(

@@ -16,6 +16,7 @@ from billing.models import ReconciliationRun
 from proxy import tasks
 from proxy.models import RequestLog, UsageRollup, UsageRollupDay
 from proxy.reconciliation import rollups_check, rollups_reconcile
+from proxy.rollups import usage_fold
 from tests.support.usage import usage_commit, usage_item
 from tests.support.world import grant
 
@@ -60,6 +61,9 @@ def test_usage_of_the_real_proxy_passes_and_the_run_is_recorded(traffic):
 
 
 def test_a_changed_missing_or_stray_rollup_is_reported(traffic, alice, ops, client):
+    assert rollups_check() == ([], 2)  # the batches' deltas, not folded yet
+    assert usage_fold() == 5
+    assert rollups_check() == ([], 2)
     changed = UsageRollup.objects.filter(account=alice.account).order_by("id").first()
     UsageRollup.objects.filter(pk=changed.pk).update(cost_nanos=changed.cost_nanos + 1)
     missing = UsageRollup.objects.filter(account=alice.account).order_by("id").last()
@@ -116,6 +120,8 @@ def test_hours_past_retention_are_not_checked(alice, settings):
         ],
     )
     assert rollups_check() == ([], 1)
+    assert usage_fold() == 2
+    assert rollups_check() == ([], 1)
 
     # A log past retention, not deleted yet: its hour is not whole any more
     # once retention begins, and is not checked.
@@ -166,6 +172,7 @@ def test_a_day_that_is_not_the_sum_of_its_hours_is_reported(alice, client, ops):
             for h in (0, 5)
         ],
     )
+    assert usage_fold() == 6
     assert rollups_check() == ([], 1)
     days = UsageRollupDay.objects.filter(account=alice.account).order_by("day")
     oldest, middle, newest = days

@@ -27,7 +27,15 @@ from billing.ledger.selectors import balance_get
 from billing.models import EntryKind, LedgerEntry
 from money import ceil_div, nanos_to_usd, usd_to_nanos
 from proxy.analytics import half_even_div
-from proxy.models import CatalogModel, ModelPrice, Provider, RequestLog, UsageRollup
+from proxy.models import (
+    CatalogModel,
+    ModelPrice,
+    Provider,
+    RequestLog,
+    UsageDelta,
+    UsageRollup,
+)
+from proxy.rollups import usage_fold
 from tests.support.keys import bearer
 from tests.support.proxy import PRICES, nothing_held
 
@@ -224,7 +232,11 @@ def test_a_sequence_of_calls_sums_to_the_nano_everywhere(
     assert balance_get(account=alice.account).total_nanos == usd_to_nanos("50") - spent
     assert ledger_check() == []
 
-    # The rollups are a GROUP BY of the logs, to the nano.
+    # The rollups (with the batches' deltas not folded yet, then folded) are
+    # a GROUP BY of the logs, to the nano.
+    assert rollups() == logs_grouped(alice.account.id)
+    assert usage_fold() > 0
+    assert not UsageDelta.objects.exists()
     assert rollups() == logs_grouped(alice.account.id)
 
     # The analytics API, over the whole days of these calls.
@@ -296,12 +308,15 @@ def test_a_sequence_of_calls_sums_to_the_nano_everywhere(
 
 
 def rollups() -> dict:
-    return {
-        (r.hour, r.api_key_id, r.model, r.provider): tuple(
-            getattr(r, name) for name in ROLLUP_SUMS
+    """The hourly rollups and the deltas not folded into them, added up."""
+    sums: dict = {}
+    for r in [*UsageRollup.objects.all(), *UsageDelta.objects.all()]:
+        key = (r.hour, r.api_key_id, r.model, r.provider)
+        values = tuple(getattr(r, name) for name in ROLLUP_SUMS)
+        sums[key] = tuple(
+            map(sum, zip(sums.get(key, (0,) * len(values)), values, strict=True))
         )
-        for r in UsageRollup.objects.all()
-    }
+    return sums
 
 
 def logs_grouped(account_id: int) -> dict:

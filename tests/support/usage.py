@@ -1,6 +1,7 @@
 """Usage at chosen moments, written the way the proxy writes it: request logs
 settled by ``proxy_batch`` (proxy/sql/proxy_v1.sql), which charges the account,
-writes the logs and adds them to the hourly rollups in one statement. Costs
+writes the logs and appends what they add to the hourly rollups (deltas that
+``proxy.rollups.usage_fold`` folds in) in one statement. Costs
 are metered as the proxy meters them (``proxy.metering``)."""
 
 from __future__ import annotations
