@@ -348,6 +348,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
+# How often the settlements' usage deltas are folded into the hourly rollups.
+USAGE_FOLD_SECONDS = env.float("USAGE_FOLD_SECONDS", default=10.0)
 CELERY_BEAT_SCHEDULE = {
     "expire-lots": {"task": "billing.tasks.lots_expire_due", "schedule": 60.0},
     "sweep-stale-holds": {"task": "billing.tasks.holds_sweep_stale", "schedule": 60.0},
@@ -395,7 +397,7 @@ CELERY_BEAT_SCHEDULE = {
     # What the settlement batches appended, added to the hourly rollups.
     "fold-usage-deltas": {
         "task": "proxy.tasks.usage_fold",
-        "schedule": env.float("USAGE_FOLD_SECONDS", default=10.0),
+        "schedule": USAGE_FOLD_SECONDS,
         "options": {"expires": 30},
     },
     "reconcile-usage-rollups": {

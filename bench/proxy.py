@@ -35,6 +35,7 @@ import re
 import resource
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -480,7 +481,51 @@ def invariants(account_id: int, start_total: int, bench: Bench, cut_allowance: i
             f"spent {spent}, usage entries {usage_sum} ({usage.count()} entries)",
         )
     )
+    from proxy.reconciliation import rollups_check
+    from proxy.rollups import usage_fold
+
+    unfolded = usage_fold()
+    drifts, _ = rollups_check()
+    checks.append(
+        (
+            "the hourly and daily rollups equal the logs (after the last fold)",
+            not drifts,
+            f"{len(drifts)} drifts; the last fold added {unfolded} deltas",
+        )
+    )
     return checks
+
+
+class Folder:
+    """The beat task that folds the settlements' usage deltas into the hourly
+    rollups (``proxy.tasks.usage_fold``), every ``USAGE_FOLD_SECONDS`` as in
+    production, on a database backend of its own: its work is the database's
+    work per request too."""
+
+    def __init__(self, database_url: str, every: float):
+        self.database_url, self.every = database_url, every
+        self.stop = threading.Event()
+        self.folded = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            while not self.stop.wait(self.every):
+                while True:
+                    (moved,) = conn.execute("SELECT proxy_usage_fold(5000)").fetchone()
+                    self.folded += moved
+                    if moved < 5000:
+                        break
+
+    def __enter__(self) -> Folder:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
 
 
 # --- report ------------------------------------------------------------------------
@@ -583,7 +628,10 @@ def main() -> None:
                 "DEBUG": "0",
             },
         )
-        with platform:
+        from django.conf import settings
+
+        folder = Folder(os.environ["DATABASE_URL"], settings.USAGE_FOLD_SECONDS)
+        with platform, folder:
             bench = Bench(
                 upstream=upstream,
                 platform=platform,
