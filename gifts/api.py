@@ -10,6 +10,7 @@ after payment. ``POST /api/v1/gift-codes/redeem {code}`` → 200
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -62,6 +63,17 @@ class GiftCardSerializer(serializers.Serializer):
     refund = UsdField(source="refund_nanos")
     refund_fee = UsdField(source="refund_fee_nanos")
     refundable = serializers.SerializerMethodField()
+    invoice_url = serializers.SerializerMethodField(
+        help_text="The purchase's invoice (PDF), once paid"
+    )
+
+    def get_invoice_url(self, card) -> str | None:
+        invoice_id = card.topup.invoice_id
+        if invoice_id is None:
+            return None
+        url = reverse("api-invoice-pdf", kwargs={"invoice_id": invoice_id})
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
 
     def get_status(self, card) -> str:
         return gift_card_status(card)
@@ -91,7 +103,9 @@ class GiftCardListView(AccountRequired, GenericAPIView):
     def get(self, request):
         """The gift cards you bought, newest first."""
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(GiftCardSerializer(page, many=True).data)
+        return self.get_paginated_response(
+            GiftCardSerializer(page, many=True, context={"request": request}).data
+        )
 
     @extend_schema(
         request=GiftCardRequestSerializer,
@@ -112,7 +126,7 @@ class GiftCardListView(AccountRequired, GenericAPIView):
             payment_method_id=data.validated_data.get("payment_method"),
         )
         body = {
-            **GiftCardSerializer(started.card).data,
+            **GiftCardSerializer(started.card, context={"request": request}).data,
             "client_secret": started.client_secret,
             "next_action": started.next_action,
             "code": started.code,
@@ -132,7 +146,7 @@ class GiftCardDetailView(AccountRequired, APIView):
     def get(self, request, card_id: int):
         """The card; asks Stripe if its payment is still pending."""
         card = services.gift_card_refresh(card=_card(self, card_id))
-        return Response(GiftCardSerializer(card).data)
+        return Response(GiftCardSerializer(card, context={"request": request}).data)
 
 
 class GiftCardCodeView(AccountRequired, APIView):
@@ -158,7 +172,7 @@ class GiftCardRefundView(AccountRequired, APIView):
             account=self.account, card_id=_card(self, card_id).pk
         )
         card = gift_card_of(account=self.account, card_id=card.pk)
-        return Response(GiftCardSerializer(card).data)
+        return Response(GiftCardSerializer(card, context={"request": request}).data)
 
 
 class RedeemRequestSerializer(serializers.Serializer):

@@ -1,5 +1,6 @@
 """Buying gift cards: the purchase (a Stripe payment like a top-up's, whose
-purpose is a gift card: no bonus, no invoice, no credits for the payer), the
+purpose is a gift card: no bonus, no credits for the payer, an invoice for the
+card), the
 card becoming active when Stripe says it was paid, its code handed over once,
 and what a refund or a dispute of its payment does to it.
 

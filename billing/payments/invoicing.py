@@ -1,4 +1,5 @@
-"""A top-up's invoice: its lines composed from the top-up, issued once.
+"""A paid top-up's invoice (or a gift card's, bought the same way): its lines
+composed from the top-up, issued once.
 
 Invoices know no top-ups: ``invoices.services.invoice_issue`` takes plain data,
 and the top-up points at its invoice (``TopUp.invoice``). "Once" rests here:
@@ -14,7 +15,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 
-from billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus
+from billing.models import EntryKind, LedgerEntry, TopUp, TopUpPurpose, TopUpStatus
 from invoices.models import Invoice
 from invoices.services import InvoiceError, InvoiceLine, invoice_issue
 from money import format_usd
@@ -49,7 +50,16 @@ def topup_invoice_issue(*, topup: TopUp) -> Invoice:
 
 
 def _lines(topup: TopUp) -> list[InvoiceLine]:
-    """Credits purchased, and the bonus at $0.00."""
+    """Credits purchased, and the bonus at $0.00; or what else the payment
+    bought (a gift card)."""
+    if topup.purpose == TopUpPurpose.GIFT_CARD:
+        return [
+            InvoiceLine(
+                description=f"AGIPower gift card: {format_usd(topup.amount_nanos)}",
+                note="Redeemable once for AGIPower API credits of its amount",
+                amount_nanos=topup.amount_nanos,
+            )
+        ]
     lines = [
         InvoiceLine(
             description="Credits purchased",

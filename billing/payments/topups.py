@@ -203,6 +203,7 @@ def topup_paid(
         topup.failure_message = ""
         topup.succeeded_at = timezone.now()
         topup.save()
+        topup.invoice = topup_invoice_issue(topup=topup)
         return topup
     credited = topup_credit(
         account=topup.account,

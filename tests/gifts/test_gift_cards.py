@@ -26,6 +26,7 @@ from billing.models import (
 from billing.payments.services import topup_refund
 from gifts.models import GiftCard, GiftCardStatus, Redemption
 from gifts.services import code_redeem
+from invoices.models import Invoice
 from tests.support.ledger import USD, assert_ledger_whole, wallet_of
 from tests.support.payments import THREE_D_SECURE
 from tests.support.threads import run_concurrently
@@ -104,7 +105,7 @@ def test_bought_paid_by_the_webhook_code_shown_once_redeemed_once(
         TopUpStatus.SUCCEEDED,
         None,
     )
-    assert topup.invoice_id is None
+    assert topup.invoice_id is not None  # an invoice for the card
     # The buyer got no credits for it: a gift card is not a top-up.
     assert wallet_of(alice.account) == alice_before
     shown = api(alice).post(f"/api/v1/gift-cards/{body['id']}/code")
@@ -343,3 +344,28 @@ def test_another_account_s_cards_are_404(alice, bob, card_save, stripe_settings)
         assert response.status_code == 404, (path, response.content)
     assert api(bob).get("/api/v1/gift-cards").json()["count"] == 0
     assert GiftCard.objects.get().status == GiftCardStatus.ACTIVE
+
+
+def test_a_paid_card_has_an_invoice_for_the_buyer_only(
+    alice, bob, card_save, stripe_settings
+):
+    card = card_save(alice.account)
+    before = wallet_of(alice.account)
+    body = bought(alice, card, "25")
+    assert body["status"] == "active"
+    invoice_url = body["invoice_url"]
+    assert invoice_url.endswith("/pdf")
+    invoice = Invoice.objects.get()
+    assert invoice.total_nanos == 25 * 10**9
+    assert [line["description"] for line in invoice.lines] == [
+        "AGIPower gift card: $25.00"
+    ]
+    # No credits for the buyer, and the invoice is the buyer's alone.
+    assert wallet_of(alice.account) == before
+    path = invoice_url.split("testserver", 1)[-1]
+    response = api(alice).get(path)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert api(bob).get(path).status_code == 404
+    listed = api(alice).get("/api/v1/gift-cards").json()["results"]
+    assert [row["invoice_url"] for row in listed] == [invoice_url]
