@@ -71,6 +71,8 @@ class HistoryRow:
     refund_url: str | None = None
     refund_status: str = ""
     refund_status_label: str = ""
+    # An AI insurance payout's row: the covered requests behind it.
+    covered_url: str | None = None
 
     @property
     def refund_badge(self) -> str:
@@ -90,15 +92,16 @@ class HistoryRow:
             description = f"{tx.count:,} API {requests}"
         else:
             description = tx.description
+        insured = (
+            tx.kind == EntryKind.COMPENSATION and tx.method_label == "AI insurance"
+        )
         return cls(
             created_at=tx.created_at,
             is_daily_usage=usage,
             amount=usd(tx.amount_nanos, precise=usage),
             is_credit=tx.amount_nanos > 0,
             # AI insurance's compensations read as the program that paid them.
-            type="Insurance"
-            if tx.kind == EntryKind.COMPENSATION and tx.method_label == "AI insurance"
-            else tx.kind_label,
+            type="Insurance" if insured else tx.kind_label,
             # "API usage" / "API usage" says nothing twice.
             method="" if tx.method_label == tx.kind_label else tx.method_label,
             description=description,
@@ -110,6 +113,9 @@ class HistoryRow:
             else None,
             refund_status=refund.status if refund else "",
             refund_status_label=refund.status_label if refund else "",
+            covered_url=f"{reverse('console:insurance')}?entry={tx.id}"
+            if insured
+            else None,
         )
 
 

@@ -4,11 +4,13 @@ in Logs."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from billing.models import LedgerEntry
 from insurance.models import Claim
 from insurance.services import claim_decline, insurance_day_pay
 from tests.support.keys import make_key, make_log
@@ -82,3 +84,19 @@ def test_the_history_names_the_payout_insurance(console, alice):
     (row,) = [row for row in rows if "AI insurance:" in row]
     assert "Insurance AI insurance" in row
     assert f"AI insurance: 1 covered request on {yesterday.date()}" in row
+
+
+def test_the_history_links_a_payout_to_the_requests_it_covered(console, alice):
+    yesterday = (timezone.now() - timedelta(days=1)).replace(hour=12)
+    log = make_log(
+        make_key(alice), at=yesterday, completion_tokens=0, cost_nanos=1_500_000
+    )
+    insurance_day_pay(day=yesterday.date())
+    entry = LedgerEntry.objects.get(account=alice.account, method="AI insurance")
+    page = console.get("/console/pay-as-you-go").content.decode()
+    (link,) = re.findall(r'<a href="([^"]+)" data-testid="covered-link"', page)
+    link = link.replace("&amp;", "&")
+    assert link == f"/console/insurance?entry={entry.pk}"
+    covered = console.get(link)
+    assert covered.status_code == 200
+    assert str(log.id) in covered.content.decode()
