@@ -194,8 +194,8 @@ class Redemption(models.Model):
 
 class RedeemGuard(models.Model):
     """Wrong codes of one account: after REDEEM_FAILURE_LIMIT in a row, no
-    redemption until ``locked_until``. One row per account that ever typed a
-    wrong code; its lock serialises the account's failures."""
+    redemption until ``locked_until``. One row per account that ever tried a
+    code; its lock serialises the account's attempts."""
 
     account = models.OneToOneField(
         Account, on_delete=models.CASCADE, primary_key=True, related_name="+"

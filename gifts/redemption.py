@@ -88,12 +88,20 @@ def _locked(locked_until: datetime, now: datetime) -> RedeemLocked:
     )
 
 
+def _guard_lock(account: Account) -> RedeemGuard:
+    """The account's guard row, locked (made on first use): every attempt of
+    the account waits here for the ones before it to be counted."""
+    RedeemGuard.objects.get_or_create(account=account)
+    return RedeemGuard.objects.select_for_update().get(account=account)
+
+
 @transaction.atomic
 def redeem_failure_record(*, account: Account) -> int:
     """Count a wrong code; the attempts left before a pause (0: paused now)."""
-    now = timezone.now()
-    RedeemGuard.objects.get_or_create(account=account)
-    guard = RedeemGuard.objects.select_for_update().get(account=account)
+    return _failure_count(_guard_lock(account), timezone.now())
+
+
+def _failure_count(guard: RedeemGuard, now: datetime) -> int:
     if guard.locked_until is not None and guard.locked_until > now:
         raise _locked(guard.locked_until, now)
     if guard.last_failure_at is None or now - guard.last_failure_at > REDEEM_LOCK:
@@ -120,19 +128,30 @@ def code_redeem(*, account: Account, code: str) -> Redeemed:
     redeem_lock_check(account=account)
     written = code_read(code)
     digest = code_digest(written)
-    card_id = (
-        GiftCard.objects.filter(code_digest=digest).values_list("pk", flat=True).first()
-    )
-    if card_id is not None:
-        return _card_redeem(account, card_id, written)
-    promo_id = (
-        PromotionCode.objects.filter(code_digest=digest)
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if promo_id is not None:
-        return _promotion_redeem(account, promo_id)
-    left = redeem_failure_record(account=account)
+    with transaction.atomic():
+        # The guard's row lock before the code is looked up: codes sent at
+        # once are tried one after the other, each after the wrong ones
+        # before it were counted, so sending them in parallel gets no more
+        # tries than the pause allows.
+        guard = _guard_lock(account)
+        now = timezone.now()
+        if guard.locked_until is not None and guard.locked_until > now:
+            raise _locked(guard.locked_until, now)
+        card_id = (
+            GiftCard.objects.filter(code_digest=digest)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if card_id is not None:
+            return _card_redeem(account, card_id, written)
+        promo_id = (
+            PromotionCode.objects.filter(code_digest=digest)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if promo_id is not None:
+            return _promotion_redeem(account, promo_id)
+        left = _failure_count(guard, now)
     if left == 0:
         redeem_lock_check(account=account)
     raise CodeUnknown(

@@ -164,3 +164,52 @@ def test_a_request_without_a_code_names_the_field(db, alice, body):
     )
     assert response.status_code == 400
     assert "code" in response.content.decode()
+
+
+def test_a_code_tried_while_wrong_ones_fill_the_pause_waits_for_them(
+    transactional_db,
+):
+    # Wrong codes sent at the same moment as a right one: the right one is
+    # looked up only once the wrong ones are counted, so guessing in parallel
+    # gets no more tries than guessing one at a time.
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from gifts.errors import RedeemLocked
+    from gifts.redemption import code_redeem, redeem_failure_record
+
+    account = new_account()
+    _, (good,) = promotion(count=1)
+    counted, outcome = threading.Event(), {}
+
+    def wrong_codes_in_flight():
+        try:
+            with transaction.atomic():
+                for _ in range(5):
+                    redeem_failure_record(account=account)
+                counted.set()
+                time.sleep(1.0)  # the right code arrives meanwhile
+        finally:
+            connection.close()
+
+    def right_code():
+        counted.wait(timeout=30)
+        try:
+            outcome["result"] = code_redeem(account=account, code=good)
+        except Exception as exc:
+            outcome["result"] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=wrong_codes_in_flight)]
+    threads.append(threading.Thread(target=right_code))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert isinstance(outcome["result"], RedeemLocked), outcome
+    assert not LedgerEntry.objects.filter(method="Discount").exists()
+    assert RedeemGuard.objects.get(account=account).lockouts == 1
+    assert_ledger_whole(account)
