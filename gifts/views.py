@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from accounts.access import account_required
@@ -106,6 +107,7 @@ def _page(request, account: Account, *, status: int = 200, **extra):
 
 
 @never_cache
+@sensitive_post_parameters("code")
 @account_required
 def gift_codes(request, account: Account):
     if request.method != "POST":

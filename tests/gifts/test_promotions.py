@@ -213,3 +213,19 @@ def test_a_code_tried_while_wrong_ones_fill_the_pause_waits_for_them(
     assert not LedgerEntry.objects.filter(method="Discount").exists()
     assert RedeemGuard.objects.get(account=account).lockouts == 1
     assert_ledger_whole(account)
+
+
+def test_a_code_typed_on_the_console_page_is_hidden_from_error_reports(db, alice):
+    # A crash while redeeming would mail Django's error report with the POST
+    # body: the code is blanked there, as a password is.
+    from django.test import Client
+    from django.urls import reverse
+    from django.views.debug import SafeExceptionReporterFilter
+
+    client = Client()
+    client.force_login(alice)
+    code = code_generate()
+    response = client.post(reverse("console:gift-codes"), {"code": code})
+    assert response.status_code == 400
+    reported = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert reported["code"] != code and set(reported["code"]) == {"*"}
