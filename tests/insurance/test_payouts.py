@@ -187,3 +187,20 @@ def test_a_share_rounds_down_to_a_whole_nano(alice, day):
     assert entry.amount_nanos == 330
     assert Payout.objects.count() == 1
     assert_ledger_whole(alice.account)
+
+
+def test_a_day_whose_run_was_missed_is_paid_by_the_next_run(alice, day):
+    """The worker was down at 01:15 the day before: today's run pays the day
+    before yesterday too, and yesterday, each once; older days are left."""
+    for back in (1, 2, 3, 4):
+        make_log(
+            make_key(alice),
+            at=at(day - timedelta(days=back - 1)),
+            completion_tokens=0,
+            cost_nanos=1_000 * back,
+        )
+    assert insurance_pay_yesterday.delay().get() == 3
+    assert insurance_pay_yesterday.delay().get() == 0
+    paid = sorted(e.amount_nanos for e in insurance_entries(alice.account))
+    assert paid == [1_000, 2_000, 3_000]  # four days back is past catching up
+    assert_ledger_whole()
