@@ -271,4 +271,9 @@ def test_beat_schedules_the_ledger_tasks(settings):
         "proxy.tasks.requestlog_retain",
         "proxy.tasks.rollups_reconcile",
         "proxy.tasks.request_bodies_expire",
+        "proxy.tasks.usage_fold",
+        "billing.tasks.self_refunds_resolve",
+        "gifts.tasks.gift_cards_email_unsent",
+        "insurance.tasks.insurance_pay_yesterday",
+        "referrals.tasks.referral_rewards_sweep",
     }

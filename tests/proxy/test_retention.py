@@ -31,6 +31,7 @@ from proxy.retention import (
     requestlog_retain,
     retention_cutoff,
 )
+from proxy.rollups import usage_fold
 from tests.support.platform import database_url
 from tests.support.usage import usage_commit, usage_item
 
@@ -148,6 +149,7 @@ def test_retention_drops_whole_months_and_deletes_only_what_is_due(alice, key):
         "new, in the default": log_at(alice, key, at("2024-09-01 00:00")),
     }
     assert partition_of(logs["old, in the default"]) == "proxy_requestlog_default"
+    usage_fold()
     rollups = UsageRollup.objects.count()
     assert rollups == 6  # the cutoff's hour has two logs
     before = requestlog_partitions()
