@@ -163,7 +163,8 @@ def test_a_day_that_is_not_the_sum_of_its_hours_is_reported(alice, client, ops):
     """The daily rollups that long ranges read are checked against the hourly
     ones, all days: a day row changed, missing or without hours."""
     key = key_create(account=alice.account, name="days")
-    now = datetime.now(UTC)
+    # Noon (UTC) of today: each day's two hours, 5 hours apart, fall in it.
+    now = datetime.now(UTC).replace(hour=12, minute=30)
     usage_commit(
         alice.account.pk,
         [
