@@ -41,7 +41,7 @@ from billing.models import LedgerEntry, TopUp, TopUpMethod, TopUpPurpose, TopUpS
 from billing.payments import stripe_gateway as gateway
 from billing.payments.purposes import Reversal
 from billing.payments.refunds import topup_refund
-from billing.payments.rules import NANOS_PER_CENT
+from billing.payments.rules import NANOS_PER_CENT, refund_fee_nanos
 from billing.payments.topups import topup_check, topup_fail, topup_intent_record
 from gifts.delivery import code_issue
 from gifts.errors import (
@@ -57,7 +57,6 @@ from gifts.rules import (
     MAX_CARD_NANOS,
     MIN_CARD_NANOS,
     REFUND_WINDOW,
-    refund_fee_nanos,
 )
 from money import NANOS_PER_USD, format_usd
 

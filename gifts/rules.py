@@ -19,9 +19,9 @@ DAILY_CARDS = 10
 DAILY_NANOS = 1_000 * NANOS_PER_USD
 
 # A card the buyer may take back: unredeemed, never emailed to a recipient by
-# us, paid less than this long ago; 95% goes back to the card it was paid by.
+# us, paid less than this long ago; it goes back to the card it was paid by,
+# less billing's self-refund fee (billing.payments.rules.refund_fee_nanos).
 REFUND_WINDOW = timedelta(hours=24)
-REFUND_FEE_PERCENT = 5
 
 # Wrong codes: this many in a row (each within the window of the one before)
 # pause redemption for the account for the window.
@@ -31,8 +31,3 @@ REDEEM_LOCK = timedelta(minutes=15)
 # What the history shows beside the kind (billing: LedgerEntry.method).
 GIFT_CARD_METHOD = "Gift card"
 PROMOTION_METHOD = "Discount"
-
-
-def refund_fee_nanos(amount_nanos: int) -> int:
-    """5% of a whole-dollar card is whole cents: no rounding."""
-    return amount_nanos * REFUND_FEE_PERCENT // 100

@@ -18,6 +18,7 @@ from accounts.models import Account
 from billing.errors import BillingError
 from billing.ledger.selectors import balance_get
 from billing.payments import stripe_gateway as gateway
+from billing.payments.rules import refund_fee_nanos, refund_fee_percent
 from gifts import services
 from gifts.errors import GiftError
 from gifts.rules import (
@@ -25,8 +26,6 @@ from gifts.rules import (
     DAILY_NANOS,
     MAX_CARD_NANOS,
     MIN_CARD_NANOS,
-    REFUND_FEE_PERCENT,
-    refund_fee_nanos,
 )
 from gifts.selectors import (
     gift_card_code_shown,
@@ -94,7 +93,7 @@ def _page(request, account: Account, *, status: int = 200, **extra):
             "max": format_usd(MAX_CARD_NANOS),
             "daily_cards": DAILY_CARDS,
             "daily_amount": format_usd(DAILY_NANOS),
-            "fee_percent": REFUND_FEE_PERCENT,
+            "fee_percent": refund_fee_percent(),
         },
         "payments": {
             "configured": configured,

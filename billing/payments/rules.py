@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from billing.errors import BillingError, InvalidAmount
-from money import NANOS_PER_USD, format_usd, percent_of
+from money import NANOS_PER_USD, ceil_div, format_usd, percent_of
 
 NANOS_PER_CENT = NANOS_PER_USD // 100
 MIN_TOPUP_NANOS = 5 * NANOS_PER_USD
@@ -82,3 +82,18 @@ def return_url_check(url: str | None) -> str | None:
     ):
         raise refused
     return url
+
+
+def refund_fee_nanos(refundable_nanos: int) -> int:
+    """The fee kept when a customer takes a payment back themselves (a fresh
+    top-up, an unused gift card): ``SELF_REFUND_FEE_RATE`` of what is
+    refundable, in whole cents rounded up (by exact fractions), never more
+    than it. ``refundable_nanos`` is whole cents."""
+    numerator, denominator = Decimal(settings.SELF_REFUND_FEE_RATE).as_integer_ratio()
+    cents = ceil_div(refundable_nanos // NANOS_PER_CENT * numerator, denominator)
+    return min(cents * NANOS_PER_CENT, refundable_nanos)
+
+
+def refund_fee_percent() -> str:
+    """The fee rate as the pages show it ("5")."""
+    return format((Decimal(settings.SELF_REFUND_FEE_RATE) * 100).normalize(), "f")

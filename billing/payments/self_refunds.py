@@ -39,7 +39,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -70,8 +69,8 @@ from billing.payments import stripe_gateway as gateway
 from billing.payments.autotopup import autotopup_pause
 from billing.payments.purposes import Reversal
 from billing.payments.refunds import _take_back
-from billing.payments.rules import NANOS_PER_CENT
-from money import ceil_div, format_usd
+from billing.payments.rules import NANOS_PER_CENT, refund_fee_nanos
+from money import format_usd
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +97,6 @@ class Quote:
     refundable_nanos: int  # whole cents: paid back + fee
     fee_nanos: int
     amount_nanos: int  # paid back
-
-    @property
-    def fee_rate(self) -> Decimal:
-        return Decimal(settings.SELF_REFUND_FEE_RATE)
 
 
 def self_refund_window() -> timedelta:
@@ -142,11 +137,7 @@ def self_refund_quote(topup: TopUp) -> Quote:
     already = topup.refunded_nanos + fees
     left = max(topup.amount_nanos - usage - already, 0)
     refundable = left - left % NANOS_PER_CENT
-    rate = Decimal(settings.SELF_REFUND_FEE_RATE)
-    # The fee in whole cents, rounded up: rate × cents, by exact fractions.
-    numerator, denominator = rate.as_integer_ratio()
-    fee_cents = ceil_div(refundable // NANOS_PER_CENT * numerator, denominator)
-    fee = min(fee_cents * NANOS_PER_CENT, refundable)
+    fee = refund_fee_nanos(refundable)
     return Quote(
         usage_nanos=usage,
         already_nanos=already,

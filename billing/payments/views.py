@@ -20,6 +20,7 @@ from accounts.models import Account, BillingProfile
 from billing.errors import BillingError
 from billing.models import AutoTopUp, SelfRefundStatus, TopUp
 from billing.payments import stripe_gateway as gateway
+from billing.payments.rules import refund_fee_percent
 from billing.payments.services import (
     MAX_TOPUP_NANOS,
     MIN_TOPUP_NANOS,
@@ -140,7 +141,7 @@ def topup_refund(request, account: Account, topup_id: int):
         "topup": topup,
         "open": self_refund_open(topup),
         "window_hours": settings.SELF_REFUND_WINDOW_HOURS,
-        "fee_percent": format((settings.SELF_REFUND_FEE_RATE * 100).normalize(), "f"),
+        "fee_percent": refund_fee_percent(),
         "paid": format_usd(topup.amount_nanos),
         "usage": format_usd(quote.usage_nanos, 9) if quote.usage_nanos else "",
         "already": format_usd(quote.already_nanos) if quote.already_nanos else "",
