@@ -172,7 +172,7 @@ def _refund_apply(
             actor=actor,
             entry=earlier,
         )
-    entry = _take_back(
+    entry = topup_take_back(
         topup,
         Reversal(
             kind=EntryKind.REFUND,
@@ -198,7 +198,9 @@ def _refund_apply(
     )
 
 
-def _take_back(topup: TopUp, reversal: Reversal, *, actor=None) -> LedgerEntry | None:
+def topup_take_back(
+    topup: TopUp, reversal: Reversal, *, actor=None
+) -> LedgerEntry | None:
     """What a refund or dispute of a locked top-up takes back, once per
     reference: a credits top-up's credits by the claw-back rule (and the
     programs above hear of it); a payment for something else, by its purpose."""
@@ -277,7 +279,7 @@ def topup_dispute_update(
                 reason=f"the dispute of this payment was closed ({dispute.status})",
             )
     elif dispute.entry is None:
-        dispute.entry = _take_back(
+        dispute.entry = topup_take_back(
             topup,
             Reversal(
                 kind=EntryKind.DISPUTE,

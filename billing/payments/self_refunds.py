@@ -14,7 +14,7 @@ What comes back, in whole cents (``self_refund_quote``):
 
 What leaves the ledger: the whole refundable (paid back + fee) is taken from
 the top-up's own credits by the claw-back rule of every refund
-(``refunds._take_back``): the fee is kept by the platform and its credits are
+(``refunds.topup_take_back``): the fee is kept by the platform and its credits are
 gone too. The bonus on it is forfeited in proportion, and the programs above
 hear of it (``topup_reversed``: a referral reward is revoked). It is refused,
 with the reason, unless what remains of the top-up's own credits and what is
@@ -68,7 +68,7 @@ from billing.models import (
 from billing.payments import stripe_gateway as gateway
 from billing.payments.autotopup import autotopup_pause
 from billing.payments.purposes import Reversal
-from billing.payments.refunds import _take_back
+from billing.payments.refunds import topup_take_back
 from billing.payments.rules import NANOS_PER_CENT, refund_fee_nanos
 from money import format_usd
 
@@ -249,7 +249,7 @@ def _self_refund_open(*, topup: TopUp, actor) -> SelfRefund:
         usage_nanos=quote.usage_nanos,
         requested_by=actor,
     )
-    refund.entry = _take_back(
+    refund.entry = topup_take_back(
         locked,
         Reversal(
             kind=EntryKind.REFUND,
